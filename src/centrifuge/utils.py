@@ -1,0 +1,44 @@
+"""Small shared helpers: cache folder, seeding, device choice."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from centrifuge.errors import CentrifugeError
+
+
+def cache_dir(*parts: str) -> Path:
+    """The user's cache folder for centrifuge (``$CENTRIFUGE_CACHE``, else ``$XDG_CACHE_HOME`` or
+    ``~/.cache``, then ``centrifuge``), created on demand. Never beside the data."""
+    root = os.environ.get("CENTRIFUGE_CACHE")
+    if root:
+        base = Path(root)
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "centrifuge"
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cpu``/``cuda``/``cuda:N`` as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CentrifugeError("--device cuda was asked for but no CUDA device is available.")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise CentrifugeError(f"unknown device {name!r}: use auto, cpu or cuda.") from exc

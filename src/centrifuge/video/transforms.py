@@ -1,0 +1,85 @@
+"""Pure functions on frames ``[C, T, H, W]`` (or batches ``[..., C, T, H, W]``), floats in ``[0, 1]``."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "center_crop",
+    "crop",
+    "freeze",
+    "hflip",
+    "pad_to_multiple",
+    "resize",
+    "resize_short_side",
+    "unpad",
+]
+
+
+def crop(frames: torch.Tensor, top: int, left: int, height: int, width: int) -> torch.Tensor:
+    """Spatial crop of ``[..., H, W]``."""
+    return frames[..., top : top + height, left : left + width]
+
+
+def center_crop(frames: torch.Tensor, height: int, width: int | None = None) -> torch.Tensor:
+    """Centre crop of ``[..., H, W]`` to ``height x width`` (square when ``width`` is None)."""
+    width = height if width is None else width
+    h, w = frames.shape[-2:]
+    if height > h or width > w:
+        raise ValueError(f"cannot crop {h}x{w} frames to {height}x{width}")
+    return crop(frames, (h - height) // 2, (w - width) // 2, height, width)
+
+
+def hflip(frames: torch.Tensor) -> torch.Tensor:
+    """Left-right flip of ``[..., H, W]``."""
+    return frames.flip(-1)
+
+
+def resize(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Resize ``[C, T, H, W]`` (or ``[B, C, T, H, W]``) frames spatially (bilinear, antialiased)."""
+    if frames.shape[-2:] == (height, width):
+        return frames
+    lead = frames.shape[:-2]
+    flat = frames.reshape(-1, 1, *frames.shape[-2:])  # [(B C T), 1, H, W]
+    out = F.interpolate(flat, size=(height, width), mode="bilinear", antialias=True,
+                        align_corners=False)
+    return out.reshape(*lead, height, width)
+
+
+def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize so that the shorter spatial side is ``size`` (aspect kept)."""
+    h, w = frames.shape[-2:]
+    scale = size / min(h, w)
+    return resize(frames, max(size, round(h * scale)), max(size, round(w * scale)))
+
+
+def freeze(frames: torch.Tensor, index: int) -> torch.Tensor:
+    """A frozen clip: frame ``index`` of ``[C, T, H, W]`` repeated ``T`` times (no motion)."""
+    return frames[:, index : index + 1].expand_as(frames).clone()
+
+
+def pad_to_multiple(
+    frames: torch.Tensor, multiples: tuple[int, int, int]
+) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """Replicate-pad ``[..., C, T, H, W]`` at the end of T, H and W up to multiples of ``multiples``.
+
+    Returns the padded frames and the original ``(T, H, W)`` for :func:`unpad`.
+    """
+    t, h, w = frames.shape[-3:]
+    mt, mh, mw = multiples
+    pt, ph, pw = (math.ceil(t / mt) * mt - t, math.ceil(h / mh) * mh - h, math.ceil(w / mw) * mw - w)
+    if pt == ph == pw == 0:
+        return frames, (t, h, w)
+    lead = frames.shape[:-4]
+    flat = frames.reshape(-1, *frames.shape[-4:])  # [B, C, T, H, W]
+    padded = F.pad(flat, (0, pw, 0, ph, 0, pt), mode="replicate")
+    return padded.reshape(*lead, *padded.shape[-4:]), (t, h, w)
+
+
+def unpad(frames: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    """Crop ``[..., T, H, W]`` back to ``size = (T, H, W)`` after :func:`pad_to_multiple`."""
+    t, h, w = size
+    return frames[..., :t, :h, :w]

@@ -1,0 +1,85 @@
+"""Shared fixtures: seeding, a private cache folder, generated videos and the real clips."""
+
+from __future__ import annotations
+
+import random
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Indexes and clip banks go to a temporary cache, never to the user's or beside the data."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CENTRIFUGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "train").is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+def random_frames(t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Smooth random frames [3, T, H, W] in [0, 1] (smooth so that H.264 keeps them close)."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(3, t, max(2, h // 8), max(2, w // 8), generator=g)
+    up = torch.nn.functional.interpolate(base, size=(h, w), mode="bilinear", align_corners=False)
+    return up.clamp(0, 1)
+
+
+def write_test_video(
+    path: Path, frames: torch.Tensor, fps: float | Fraction = 25, *, lossless: bool = True,
+    audio_seconds: float = 0.0,
+) -> Path:
+    """Write frames [3, T, H, W] with PyAV directly (independent of the code under test)."""
+    data = (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264rgb" if lossless else "libx264", rate=rate)
+        s.width, s.height = data.shape[2], data.shape[1]
+        s.pix_fmt = "rgb24" if lossless else "yuv420p"
+        s.options = {"crf": "0"} if lossless else {}
+        a = c.add_stream("aac", rate=44100) if audio_seconds else None
+        for i, img in enumerate(data):
+            f = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+        if a is not None:
+            n = int(audio_seconds * 44100) // 1024
+            for i in range(n):
+                tone = np.sin(np.arange(1024) / 10.0 + i).astype(np.float32)[None] * 0.1
+                fr = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+                fr.sample_rate, fr.pts = 44100, i * 1024
+                for p in a.encode(fr):
+                    c.mux(p)
+            for p in a.encode(None):
+                c.mux(p)
+    return path
+
+
+@pytest.fixture
+def video_file(tmp_path: Path) -> tuple[Path, torch.Tensor]:
+    """A lossless 40-frame 48x64 video and its exact frames."""
+    frames = (random_frames(40, 48, 64) * 255).round() / 255
+    return write_test_video(tmp_path / "clip.mp4", frames), frames

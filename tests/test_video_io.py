@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import random_frames, write_test_video
+
+from centrifuge.errors import OutputExistsError, VideoError
+from centrifuge.video.io import VideoReader, VideoWriter, probe_video, read_video, write_video
+
+
+def test_lossless_round_trip_is_exact(tmp_path: Path) -> None:
+    frames = (random_frames(12, 34, 46) * 255).round() / 255
+    write_video(tmp_path / "a.mp4", frames, 25, lossless=True)
+    back, fps = read_video(tmp_path / "a.mp4")
+    assert fps == 25
+    assert torch.equal(back, frames)
+
+
+def test_read_generated_video_matches_written_frames(video_file) -> None:
+    path, frames = video_file
+    back, fps = read_video(path)
+    assert back.dtype == torch.float32 and back.shape == (3, 40, 48, 64)
+    assert torch.equal(back, frames)
+
+
+@pytest.mark.parametrize(("start", "num", "stride"), [(0, 5, 1), (17, 8, 1), (5, 6, 3), (39, 4, 1)])
+def test_window_read_equals_slice_of_full_read(video_file, start, num, stride) -> None:
+    path, frames = video_file
+    window, _ = read_video(path, start=start, num_frames=num, stride=stride)
+    assert torch.equal(window, frames[:, start : start + num * stride : stride])
+
+
+def test_seek_on_real_clip_equals_full_decode(shared_data: Path) -> None:
+    path = shared_data / "train" / "mmaction2__test_pool.mp4"  # 300 frames, several key frames
+    full, fps = read_video(path, size=64)
+    for start in (0, 1, 97, 250, 290):
+        window, wfps = read_video(path, start=start, num_frames=10, size=64)
+        assert wfps == fps
+        assert torch.equal(window, full[:, start : start + 10])
+
+
+def test_real_clip_info_and_resize(shared_data: Path) -> None:
+    path = shared_data / "train" / "opencv-doc__vtest.mp4"
+    info = probe_video(path)
+    assert (info.frames, info.fps, info.width, info.height) == (795, 10.0, 480, 360)
+    clip, fps = read_video(path, start=100, num_frames=16, size=129)
+    assert clip.shape == (3, 16, 129, 172) and fps == 10.0
+    assert 0.0 <= clip.min() and clip.max() <= 1.0
+
+
+def test_streaming_windows_cover_the_video(video_file) -> None:
+    path, frames = video_file
+    reader = VideoReader(path)
+    windows = list(reader.windows(clip_len=16, overlap=4))
+    assert [s for s, _ in windows] == [0, 12, 24]
+    assert windows[-1][0] + windows[-1][1].shape[1] == 40
+    for start, w in windows:
+        assert torch.equal(w, frames[:, start : start + w.shape[1]])
+
+
+@pytest.mark.parametrize("fps", [25, Fraction(30000, 1001), 12.5])
+def test_write_preserves_frame_count_and_rate(tmp_path: Path, fps) -> None:
+    frames = random_frames(23, 40, 60)
+    out = write_video(tmp_path / "v.mp4", frames, fps)
+    info = probe_video(out)
+    assert info.frames == 23
+    assert info.rate == Fraction(fps)
+    assert len(list(VideoReader(out))) == 23
+
+
+def test_odd_sizes_are_padded_to_even(tmp_path: Path) -> None:
+    frames = random_frames(5, 31, 45)
+    info = probe_video(write_video(tmp_path / "odd.mp4", frames, 10))
+    assert (info.height, info.width) == (32, 46)
+    back, _ = read_video(tmp_path / "odd.mp4")
+    assert (back[:, :, :31, :45] - frames).abs().mean() < 0.02
+
+
+def test_audio_is_copied_from_another_file(tmp_path: Path) -> None:
+    src = write_test_video(tmp_path / "src.mp4", random_frames(50, 32, 32), 25, audio_seconds=2.0)
+    assert probe_video(src).has_audio
+    out = write_video(tmp_path / "out.mp4", random_frames(50, 32, 32), 25, audio_from=src)
+    info = probe_video(out)
+    assert info.has_audio and info.frames == 50
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.demux(c.streams.audio[0])) > 10
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path: Path) -> None:
+    target = tmp_path / "keep.mp4"
+    target.write_bytes(b"precious")
+    with pytest.raises(OutputExistsError):
+        write_video(target, random_frames(3, 16, 16), 25)
+    assert target.read_bytes() == b"precious"
+    write_video(target, random_frames(3, 16, 16), 25, overwrite=True)
+    assert probe_video(target).frames == 3
+
+
+def test_failed_write_leaves_no_file(tmp_path: Path) -> None:
+    writer = VideoWriter(tmp_path / "x.mp4", fps=25, width=16, height=16)
+    writer.write(random_frames(2, 16, 16))
+    with pytest.raises(VideoError):
+        writer.write(random_frames(2, 8, 8))  # wrong size
+    writer.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_image_folder_and_single_image_read_as_video(tmp_path: Path) -> None:
+    frames = (random_frames(4, 20, 30) * 255).round().to(torch.uint8)
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i in (1, 2, 10, 3):  # natural order: 1, 2, 3, 10
+        img = frames[:, sorted([1, 2, 10, 3]).index(i)].permute(1, 2, 0).numpy()
+        av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24").to_image().save(
+            folder / f"frame_{i}.png"
+        )
+    video, fps = read_video(folder)
+    assert video.shape == (3, 4, 20, 30) and fps == 25.0
+    assert torch.equal((video * 255).round().to(torch.uint8), frames)
+    single, _ = read_video(folder / "frame_2.png")
+    assert torch.equal((single[:, 0] * 255).round().to(torch.uint8), frames[:, 1])
+
+
+def _truncated_mp4(tmp_path: Path) -> Path:
+    full = write_test_video(tmp_path / "full.mp4", random_frames(30, 32, 32), lossless=False)
+    cut = tmp_path / "truncated.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    return cut
+
+
+def _audio_only(tmp_path: Path) -> Path:
+    path = tmp_path / "audio_only.mp4"
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("aac", rate=44100)
+        for i in range(10):
+            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
+                                            layout="mono")
+            fr.sample_rate, fr.pts = 44100, i * 1024
+            for p in s.encode(fr):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def _file(name: str, data: bytes):
+    def make(folder: Path) -> Path:
+        (folder / name).write_bytes(data)
+        return folder / name
+
+    return make
+
+
+BROKEN = {
+    "missing": lambda d: d / "nope.mp4",
+    "empty": _file("empty.mp4", b""),
+    "text": _file("text.mp4", b"not a video\n"),
+    "truncated": _truncated_mp4,
+    "audio-only": _audio_only,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BROKEN))
+def test_broken_inputs_raise_video_error(tmp_path: Path, kind: str) -> None:
+    path = BROKEN[kind](tmp_path)
+    with pytest.raises(VideoError) as info:
+        read_video(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+
+
+def test_truncated_moov_first_file_is_detected(tmp_path: Path) -> None:
+    full = tmp_path / "fast.mp4"
+    with av.open(str(full), "w", format="mp4", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width = s.height = 64
+        s.pix_fmt = "yuv420p"
+        for i in range(60):
+            img = (np.random.default_rng(i).random((64, 64, 3)) * 255).astype(np.uint8)
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    cut = tmp_path / "fast_cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    assert read_video(full)[0].shape[1] == 60
+    with pytest.raises(VideoError, match="truncated"):
+        read_video(cut)
