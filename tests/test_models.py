@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from centrifuge.models import ENDPOINTS, CentrifugeNet, I3DEncoder, build_model
+from centrifuge.models.i3d import same_padding
+
+GOLDEN = Path(__file__).parent / "golden" / "tiny_forward.pt"
+
+
+def test_i3d_endpoint_shape_table() -> None:
+    enc = I3DEncoder().eval()
+    with torch.no_grad():
+        out = enc.forward_endpoints(torch.rand(1, 3, 8, 32, 32), ["Mixed_3c", "Mixed_4f"])
+    assert out["Mixed_3c"].shape == (1, 480, 4, 4, 4)
+    assert out["Mixed_4f"].shape == (1, 832, 2, 2, 2)
+    assert out["Mixed_5c"].shape == (1, 1024, 1, 1, 1)
+
+
+def test_truncated_encoders_own_their_parameters() -> None:
+    counts = {}
+    for end in ("Mixed_3c", "Mixed_4f", "Mixed_5c"):
+        enc = I3DEncoder(final_endpoint=end)
+        counts[end] = sum(p.numel() for p in enc.parameters())
+        assert list(enc.blocks)[-1] == end
+        assert len(enc.state_dict()) > 0
+    assert 0 < counts["Mixed_3c"] < counts["Mixed_4f"] < counts["Mixed_5c"]
+    assert counts["Mixed_5c"] == 12_287_264  # Inception-v1 inflated: the known I3D size
+
+
+def test_unknown_endpoint_is_rejected() -> None:
+    with pytest.raises(ValueError):
+        I3DEncoder(final_endpoint="Mixed_6a")
+    with pytest.raises(ValueError):
+        I3DEncoder(final_endpoint="Mixed_3c").forward_endpoints(torch.rand(1, 3, 8, 32, 32),
+                                                                 ["Mixed_4f"])
+
+
+def test_same_padding_matches_tensorflow() -> None:
+    # TF SAME: out = ceil(n / s); total = (out - 1) * s + k - n, the extra cell at the end.
+    assert same_padding((7, 7, 7), (3, 3, 3), (2, 2, 2)) == (1, 1, 1, 1, 1, 1)
+    assert same_padding((8, 8, 8), (3, 3, 3), (2, 2, 2)) == (0, 1, 0, 1, 0, 1)
+    assert same_padding((4, 4, 4), (1, 3, 3), (1, 2, 2)) == (0, 1, 0, 1, 0, 0)
+
+
+@pytest.mark.parametrize("end", ["Mixed_3c", "Mixed_4f", "Mixed_5c"])
+def test_odd_sizes_round_trip_in_shape(end: str) -> None:
+    model = build_model("tiny", final_endpoint=end, n_outputs=3).eval()
+    with torch.no_grad():
+        pred = model(torch.rand(1, 3, 13, 97, 131))
+    assert pred.shape == (1, 3, 3, 13, 97, 131)
+
+
+def test_backward_gives_every_parameter_a_gradient() -> None:
+    model = build_model("tiny", corrector=True, corrector_sees_mixture=True, n_outputs=3)
+    pred = model(torch.rand(2, 3, 8, 32, 32))
+    pred.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert missing == []
+
+
+def test_light_decoder_stages_are_cheaper_and_keep_shapes() -> None:
+    heavy = build_model("tiny", light_stages=0)
+    light = build_model("tiny", light_stages=2)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(light) < count(heavy)
+    with torch.no_grad():
+        assert light.eval()(torch.rand(1, 3, 9, 40, 36)).shape == (1, 2, 3, 9, 40, 36)
+
+
+def test_predictor_corrector_adds_a_residual_to_the_prediction() -> None:
+    model = build_model("tiny", corrector=True).eval()
+    x = torch.rand(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        predicted = model.predictor(x).reshape(1, 2, 3, 8, 32, 32)
+        torch.nn.init.zeros_(model.corrector.decoder.head.weight)
+        torch.nn.init.zeros_(model.corrector.decoder.head.bias)
+        assert torch.equal(model(x), predicted)
+
+
+def test_registry_paper_configuration() -> None:
+    with torch.device("meta"):
+        paper = build_model("paper")
+    assert isinstance(paper, CentrifugeNet)
+    assert paper.n_outputs == 4 and paper.corrector is not None
+    assert paper.predictor.encoder.final_endpoint == "Mixed_5c"
+    assert list(paper.predictor.encoder.blocks) == list(ENDPOINTS)
+
+
+def test_seeded_tiny_model_matches_golden_output() -> None:
+    """Regenerate only with scripts/regen_golden.py (and review why it changed)."""
+    golden = torch.load(GOLDEN, weights_only=True)
+    torch.manual_seed(golden["seed"])
+    model = build_model("tiny").eval()
+    with torch.no_grad():
+        out = model(golden["input"])
+    torch.testing.assert_close(out, golden["output"], atol=1e-5, rtol=1e-4)
