@@ -11,6 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 from centrifuge.errors import CentrifugeError
 
@@ -76,7 +77,126 @@ def _add_blend(sub) -> None:
     p.set_defaults(func=_cmd_blend)
 
 
-COMMANDS: list[Callable] = [_add_blend]
+def _cmd_train(args: argparse.Namespace) -> int:
+    from centrifuge.config import load_config
+    from centrifuge.train import Trainer
+
+    config = load_config(args.config, args.set)
+    bar = _progress_bar(config.train.steps, "step", "train")
+
+    def progress(info: dict) -> None:
+        bar.total = info["steps"]
+        bar.update(info["step"] - bar.n)
+        shown = {"loss": f"{info['loss']:.4f}", "clips/s": f"{info['clips_per_s']:.1f}"}
+        if "val_loss" in info:
+            shown["val"] = f"{info['val_loss']:.4f}/{info['val_identity']:.4f}"
+        bar.set_postfix(shown, refresh=False)
+
+    trainer = Trainer(config, data=args.data, val=args.val, out=args.out, resume=args.resume,
+                      force=args.force, device=args.device, callback=progress)
+    try:
+        summary = trainer.fit()
+    finally:
+        bar.close()
+    if trainer.is_main:
+        line = f"step {summary['step']}/{summary['steps']}"
+        if "val_loss" in summary:
+            line += (f"  val loss {summary['val_loss']:.4f} (identity {summary['val_identity']:.4f},"
+                     f" ratio {summary['val_loss'] / summary['val_identity']:.2f})")
+        if summary["stopped_by"]:
+            line += f"  stopped by {summary['stopped_by']}: continue with --resume"
+        print(f"{line}\nrun folder: {args.out}")
+    return 0
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on blends of a folder of videos")
+    p.add_argument("--data", required=True, help="folder of training videos (any tree)")
+    p.add_argument("--val", help="folder of validation videos")
+    p.add_argument("--config", default="tiny", help="tiny | small | paper | a YAML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. train.lr=0.01 (repeatable)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="start again in a folder that holds a run")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(func=_cmd_train)
+
+
+def _size_arg(text: str) -> int | None:
+    if text == "native":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size must be 'native' or a number of pixels: {text!r}") from None
+    if value < 32:
+        raise argparse.ArgumentTypeError(f"--size must be at least 32 pixels, got {value}")
+    return value
+
+
+def _cmd_separate(args: argparse.Namespace) -> int:
+    from centrifuge.data.index import find_videos
+    from centrifuge.inference import Separator
+    from centrifuge.outputs import SeparateOptions, separate_file
+    from centrifuge.pretrained import load_model
+    from centrifuge.utils import distributed_share, pick_device
+
+    inputs = []
+    for item in args.inputs:
+        inputs += find_videos(item) if os.path.isdir(item) else [item]
+    if not inputs:
+        raise CentrifugeError("no input videos found.")
+    inputs, device = distributed_share(inputs, pick_device(args.device))
+    if args.overlap >= args.clip_len:
+        raise CentrifugeError("--overlap must be smaller than --clip-len.")
+    model = load_model(args.model, device=device)
+    separator = Separator(model, clip_len=args.clip_len, overlap=args.overlap, size=args.size,
+                          tile=args.tile, device=device, bf16=device.type == "cuda",
+                          channels_last=True)
+    options = SeparateOptions(clip_len=args.clip_len, overlap=args.overlap, size=args.size,
+                              layers=args.layers, tile=args.tile, force=args.force)
+    failed = 0
+    for path in inputs:
+        bar = _progress_bar(0, "frame", Path(path).name[:30])
+        try:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            report = separate_file(separator, path, args.output, options,
+                                   model_name=str(args.model), progress=progress)
+        except CentrifugeError as exc:
+            failed += 1
+            print(f"centrifuge separate: error: {exc}", file=sys.stderr)
+            continue
+        finally:
+            bar.close()
+        rate = report["frames"] / max(report["seconds"], 1e-9)
+        print(f"{path}: {report['frames']} frames in {report['seconds']:.1f} s ({rate:.1f} fps) "
+              f"-> {Path(args.output) / Path(path).stem}/")
+    return 2 if failed else 0
+
+
+def _add_separate(sub) -> None:
+    p = sub.add_parser("separate", help="split videos into layers (the main job)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders of videos")
+    p.add_argument("-o", "--output", default="separated", help="output folder (default: separated)")
+    p.add_argument("--model", default="small", help="registered name or weights/checkpoint path")
+    p.add_argument("--layers", choices=["2", "all"], default="2",
+                   help="the two most dissimilar layers (default) or all N")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--clip-len", type=int, default=32, help="frames per window (default 32)")
+    p.add_argument("--overlap", type=int, default=8, help="frames shared by windows (default 8)")
+    p.add_argument("--size", type=_size_arg, default=None,
+                   help="process at this shortest side and upsample back (default: native)")
+    p.add_argument("--tile", type=int, default=768,
+                   help="largest spatial tile in pixels; bigger frames are tiled (default 768)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=_cmd_separate)
+
+
+COMMANDS: list[Callable] = [_add_separate, _add_blend, _add_train]
 
 
 def build_parser() -> argparse.ArgumentParser:

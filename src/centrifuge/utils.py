@@ -25,6 +25,19 @@ def cache_dir(*parts: str) -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Give a finished temporary file normal permissions and rename it into place (atomic)."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, final)
+    return Path(final)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
@@ -42,3 +55,17 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError as exc:
         raise CentrifugeError(f"unknown device {name!r}: use auto, cpu or cuda.") from exc
+
+
+def distributed_share(items: list, device: torch.device) -> tuple[list, torch.device]:
+    """Under ``torchrun``: this rank's share of ``items`` (round robin) and its own GPU.
+
+    Without ``torchrun`` (``WORLD_SIZE`` unset or 1): all items and ``device`` unchanged.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return items, device
+    rank = int(os.environ.get("RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
+    return items[rank::world], device

@@ -146,12 +146,22 @@ class RandomClips(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def _clip(self, rng: np.random.Generator, video: int) -> torch.Tensor:
+    def _draw(self, rng: np.random.Generator, video: int) -> tuple[torch.Tensor, int, int, bool]:
         frames, top, left, flip = draw_clip(rng, self.source.video_shape(video), self.spec)
         if self.frozen:
             frames = frames[int(rng.integers(len(frames)))].repeat(len(frames))
+        return frames, top, left, flip
+
+    def _clip(self, rng: np.random.Generator, video: int) -> torch.Tensor:
+        frames, top, left, flip = self._draw(rng, video)
         clip = self.source.read(video, frames, top, left, self.spec.crop)
         return clip.flip(-1) if flip else clip  # [C, T, S, S]
+
+    def draw(self, index: int) -> tuple[int, torch.Tensor, int, int, bool]:
+        """What single-clip item ``index`` is: ``(video, frames [T], top, left, flip)``."""
+        rng = sample_rng(self.seed, self.rank, index)
+        video = int(rng.integers(len(self.source.entries)))
+        return (video, *self._draw(rng, video))
 
     def __getitem__(self, index: int) -> torch.Tensor:
         rng = sample_rng(self.seed, self.rank, index)

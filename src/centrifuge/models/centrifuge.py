@@ -89,6 +89,8 @@ class CentrifugeNet(nn.Module):
         corrector: add the predictor-corrector's second encoder-decoder.
         corrector_sees_mixture: feed the mixture to the corrector beside the predictions.
         light_stages: cheap recipe for the last decoder stages (CPU-friendly models).
+        residual: predict each layer as the mixture plus a learned difference (head initialised
+            to zero, so training starts at the identity baseline). Not in the paper.
         bn_momentum: BatchNorm momentum.
     """
 
@@ -102,6 +104,7 @@ class CentrifugeNet(nn.Module):
         corrector: bool = False,
         corrector_sees_mixture: bool = False,
         light_stages: int = 0,
+        residual: bool = False,
         bn_momentum: float = 0.01,
     ) -> None:
         super().__init__()
@@ -109,6 +112,7 @@ class CentrifugeNet(nn.Module):
             raise ValueError(f"n_outputs must be >= 2, got {n_outputs}")
         self.n_outputs = n_outputs
         self.corrector_sees_mixture = corrector_sees_mixture
+        self.residual = residual
         common = {"final_endpoint": final_endpoint, "width": width,
                   "decoder_channels": decoder_channels, "light_stages": light_stages,
                   "bn_momentum": bn_momentum}
@@ -117,6 +121,9 @@ class CentrifugeNet(nn.Module):
         if corrector:
             in_ch = 3 * n_outputs + (3 if corrector_sees_mixture else 0)
             self.corrector = UNet3D(in_channels=in_ch, out_channels=3 * n_outputs, **common)
+        if residual:  # start exactly at the identity baseline: every layer = the mixture
+            nn.init.zeros_(self.predictor.decoder.head.weight)
+            nn.init.zeros_(self.predictor.decoder.head.bias)
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """Separate a mixture.
@@ -125,6 +132,8 @@ class CentrifugeNet(nn.Module):
         unbounded floats meant to lie in ``[0, 1]`` (clamp for display).
         """
         pred = self.predictor(mixture)  # [B, 3N, T, H, W]
+        if self.residual:
+            pred = pred + mixture.repeat(1, self.n_outputs, 1, 1, 1)  # O_i = V + D_i
         if self.corrector is not None:
             inputs = torch.cat([pred, mixture], dim=1) if self.corrector_sees_mixture else pred
             pred = pred + self.corrector(inputs)

@@ -15,8 +15,8 @@ The paper leaves the decoder to its extended version; we follow the common publi
 Change the stage widths with ``channels``; change the stage recipe in :class:`UpBlock`.
 
 ``light_stages`` (0 in the paper's reading) makes the last, highest-resolution stages cheap for CPU
-inference: a non-overlapping transposed conv (kernel = stride), a spatial-only ``1x3x3`` fuse conv
-and a ``1x1x1`` head. At full resolution these stages otherwise cost most of the network's FLOPs.
+inference: a transposed conv that does not overlap in space (kernel = stride in H and W; still
+``s + 2`` in time, so frames blend smoothly), a spatial-only ``1x3x3`` fuse conv and a ``1x1x1`` head. At full resolution these stages otherwise cost most of the network's FLOPs.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class UpBlock(nn.Module):
         stride: up-sampling factor per ``(T, H, W)``, each 1 or 2.
         skip_reduced: channels the skip is reduced to by a 1x1x1 conv (no conv when the skip is
             already that narrow).
-        light: the cheap recipe (kernel = stride transposed conv, ``1x3x3`` fuse conv).
+        light: the cheap recipe (spatial kernel = stride in the transposed conv, ``1x3x3`` fuse).
     """
 
     def __init__(
@@ -56,8 +56,10 @@ class UpBlock(nn.Module):
         bn_momentum: float = 0.01,
     ) -> None:
         super().__init__()
-        if light:  # non-overlapping up-sampling, spatial-only fuse: cheap at full resolution
-            kernel, padding, fuse_kernel = stride, 0, (1, 3, 3)
+        if light:  # spatially non-overlapping up-sampling, spatial-only fuse: cheap at full size
+            st = stride[0]
+            kernel = (st + 2 if st > 1 else 1, stride[1], stride[2])
+            padding, fuse_kernel = (1 if st > 1 else 0, 0, 0), (1, 3, 3)
         else:
             kernel, padding, fuse_kernel = tuple(s + 2 for s in stride), 1, (3, 3, 3)
         self.up = nn.ConvTranspose3d(in_channels, out_channels, kernel, stride, padding=padding,

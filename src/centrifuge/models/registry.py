@@ -1,7 +1,8 @@
 """Registered model configurations and the one place that turns a name into a module.
 
 * ``tiny``: for tests and CPU smoke runs (seconds on a CPU).
-* ``small``: the bundled default; trained, fast enough for CPUs.
+* ``small``: the bundled default; trained, fast enough for CPUs. I3D at a quarter width, 4 outputs,
+  residual outputs (mixture + learned difference) and a light full-resolution decoder stage.
 * ``paper``: the paper's configuration (I3D to Mixed_5c, predictor-corrector, 4 outputs).
 """
 
@@ -21,14 +22,18 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "width": 0.125,
         "decoder_channels": (32, 24, 16, 12, 8),
         "corrector": False,
+        "residual": False,
+        "light_stages": 0,
         "bn_momentum": 0.1,
     },
     "small": {
         "n_outputs": 4,
         "final_endpoint": "Mixed_5c",
         "width": 0.25,
-        "decoder_channels": (96, 64, 48, 32, 16),
+        "decoder_channels": (128, 96, 48, 24, 12),
         "corrector": False,
+        "residual": True,
+        "light_stages": 1,
         "bn_momentum": 0.05,
     },
     "paper": {
@@ -37,6 +42,8 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
         "width": 1.0,
         "decoder_channels": (256, 256, 128, 64, 32),
         "corrector": True,
+        "residual": False,
+        "light_stages": 0,
         "bn_momentum": 0.01,
     },
 }

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from centrifuge.errors import OutputExistsError, VideoError
+from centrifuge.utils import publish
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset(
@@ -471,7 +472,7 @@ class VideoWriter:
             self._container.close()
             if self._audio_in is not None:
                 self._audio_in.close()
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
         except BaseException:
             self.abort()
             raise

@@ -1,0 +1,65 @@
+"""Turn a training checkpoint into a shippable safetensors weights file (architecture in metadata).
+
+    python scripts/export_weights.py RUN/last.pt src/centrifuge/weights/small.safetensors
+    python scripts/export_weights.py RUN/last.pt OUT/small.safetensors --parts 2   # for size limits
+    python scripts/export_weights.py --join OUT/small.part1.safetensors OUT/small.part2.safetensors \
+        src/centrifuge/weights/small.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from centrifuge.checkpoint import load_checkpoint, read_weights, write_weights
+
+
+def export(ckpt_path: str, out: str, parts: int) -> None:
+    ckpt = load_checkpoint(ckpt_path)
+    state, name, kwargs = ckpt["model"], ckpt["model_name"], ckpt["model_kwargs"]
+    extra = {"step": str(ckpt["step"]), "config": json.dumps(ckpt["config"])}
+    if parts == 1:
+        write_weights(state, out, model_name=name, model_kwargs=kwargs, extra=extra)
+        print(out)
+        return
+    keys = list(state)
+    total = sum(state[k].numel() * state[k].element_size() for k in keys)
+    chunk, size, index = {}, 0, 1
+    for key in keys:
+        chunk[key] = state[key]
+        size += state[key].numel() * state[key].element_size()
+        if size >= total / parts and index < parts:
+            target = Path(out).with_suffix(f".part{index}.safetensors")
+            write_weights(chunk, target, model_name=name, model_kwargs=kwargs, extra=extra)
+            print(target)
+            chunk, size, index = {}, 0, index + 1
+    target = Path(out).with_suffix(f".part{index}.safetensors")
+    write_weights(chunk, target, model_name=name, model_kwargs=kwargs, extra=extra)
+    print(target)
+
+
+def join(part_paths: list[str], out: str) -> None:
+    state, name, kwargs, meta = {}, None, None, {}
+    for path in part_paths:
+        tensors, name, kwargs, meta = read_weights(path)
+        state.update(tensors)
+    extra = {k: v for k, v in meta.items() if k not in ("model_name", "model_kwargs")}
+    write_weights(state, out, model_name=name, model_kwargs=kwargs, extra=extra)
+    print(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("paths", nargs="+")
+    parser.add_argument("--parts", type=int, default=1)
+    parser.add_argument("--join", action="store_true")
+    args = parser.parse_args()
+    if args.join:
+        join(args.paths[:-1], args.paths[-1])
+    else:
+        export(args.paths[0], args.paths[1], args.parts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""``centrifuge separate`` for one video file: decode -> separate -> encode, then preview and report.
+
+Pass 1 streams the input through :class:`~centrifuge.inference.Separator` with decoding and
+encoding in their own threads (PyAV and torch release the GIL), writing all N layers to hidden
+temporary files while it measures, per layer, its distance to the input and to the other layers.
+Then the layers are chosen (default: the two most dissimilar, paper Sec. 3.2) and numbered by
+closeness to the input: ``layer_1`` is the layer closest to the input (usually the transmitted
+scene), ``layer_2`` the next. Pass 2 writes ``preview.mp4`` (input | layers, labelled, side by side)
+and ``contact.png`` (frames sampled over time, one row per stream). ``report.json`` comes last.
+Every file appears atomically; nothing is overwritten without ``force``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from centrifuge.errors import OutputExistsError
+from centrifuge.inference import Separator
+from centrifuge.losses.pairwise import video_loss
+from centrifuge.video.io import (
+    VideoReader,
+    VideoWriter,
+    probe_video,
+    resized_shape,
+    to_uint8_frames,
+)
+from centrifuge.video.transforms import resize
+from centrifuge.viz import image_grid, save_png
+
+__all__ = ["SeparateOptions", "output_paths", "separate_file"]
+
+PREVIEW_HEIGHT = 240  # height of each panel of preview.mp4
+CONTACT_COLUMNS = 6
+CONTACT_HEIGHT = 120  # height of each contact-sheet cell
+
+
+@dataclass(frozen=True)
+class SeparateOptions:
+    clip_len: int = 32
+    overlap: int = 8
+    size: int | None = None  # processing short side (None = native)
+    layers: str = "2"  # "2" or "all"
+    tile: int | None = 768
+    force: bool = False
+
+
+def output_paths(out_dir: str | os.PathLike, input_path: str | os.PathLike, n_layers: int) -> dict:
+    """Every file ``separate`` writes for one input (the one place output names are built)."""
+    folder = Path(out_dir) / Path(input_path).stem
+    return {
+        "folder": folder,
+        "layers": [folder / f"layer_{i + 1}.mp4" for i in range(n_layers)],
+        "preview": folder / "preview.mp4",
+        "contact": folder / "contact.png",
+        "report": folder / "report.json",
+    }
+
+
+class _Stats:
+    """Running sums of l(O_i, V) and l(O_i, O_j) over the video (per-frame weighted)."""
+
+    def __init__(self, n: int) -> None:
+        self.to_input = torch.zeros(n, dtype=torch.float64)
+        self.between = torch.zeros(n, n, dtype=torch.float64)
+        self.frames = 0
+
+    def add(self, layers: torch.Tensor, frames: torch.Tensor) -> None:
+        """layers ``[N, C, t, H, W]``, frames ``[C, t, H, W]`` (compared at a short side of 96 px)."""
+        t = frames.shape[1]
+        h, w = frames.shape[-2:]
+        small = resized_shape(h, w, min(96, h, w))
+        layers, frames = resize(layers, *small), resize(frames, *small)
+        self.to_input += video_loss(layers, frames[None]).double() * t
+        self.between += video_loss(layers[:, None], layers[None]).double() * t
+        self.frames += t
+
+    def choose(self, which: str) -> list[int]:
+        """Layer indices to write, ordered by closeness to the input."""
+        n = len(self.to_input)
+        if which == "all":
+            chosen = list(range(n))
+        else:
+            between = self.between.clone()
+            between.fill_diagonal_(-1.0)
+            flat = int(torch.argmax(torch.triu(between + 1.0, diagonal=1)))
+            chosen = [flat // n, flat % n]
+        return sorted(chosen, key=lambda i: float(self.to_input[i]))
+
+
+def _threaded(iterator: Iterator, depth: int = 2) -> Iterator:
+    """Run ``iterator`` in a thread, ``depth`` items ahead (decode while the model runs)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def work() -> None:
+        try:
+            for item in iterator:
+                q.put(item)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+        q.put(done)
+
+    threading.Thread(target=work, daemon=True).start()
+    while (item := q.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+class _Encoder:
+    """Encodes layer chunks in a background thread."""
+
+    def __init__(self, writers: list[VideoWriter]) -> None:
+        self.writers = writers
+        self.q: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, daemon=True)
+        self.thread.start()
+
+    def _work(self) -> None:
+        while (chunk := self.q.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                for writer, layer in zip(self.writers, chunk):
+                    writer.write(layer)
+            except BaseException as exc:
+                self.error = exc
+
+    def put(self, layers: torch.Tensor) -> None:
+        if self.error is not None:
+            raise self.error
+        self.q.put([to_uint8_frames(layer) for layer in layers])
+
+    def finish(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _label_strip(labels: list[str], width: int) -> np.ndarray:
+    strip = Image.new("RGB", (width * len(labels), 16), (20, 20, 20))
+    draw = ImageDraw.Draw(strip)
+    for i, label in enumerate(labels):
+        draw.text((i * width + 4, 2), label, fill=(235, 235, 235))
+    return np.asarray(strip)
+
+
+def _write_preview(
+    input_path: Path, layer_files: list[Path], target: Path, fps, force: bool, shape: tuple[int, int],
+) -> list[list[torch.Tensor]]:
+    """Input | layers side by side; returns contact-sheet frames (one list per stream)."""
+    info = probe_video(input_path)
+    h, w = shape
+    ph = min(PREVIEW_HEIGHT, h) // 2 * 2
+    pw = max(2, round(w * ph / h) // 2 * 2)
+    labels = ["input"] + [f"layer {i + 1}" for i in range(len(layer_files))]
+    strip = _label_strip(labels, pw)
+    readers = [VideoReader(p, shape=(ph, pw)).frames() for p in [input_path, *layer_files]]
+    picks = set(np.linspace(0, info.frames - 1, CONTACT_COLUMNS).round().astype(int).tolist())
+    contact: list[list[torch.Tensor]] = [[] for _ in readers]
+    writer = VideoWriter(target, fps=fps, width=pw * len(readers), height=ph + strip.shape[0],
+                         audio_from=input_path, overwrite=force)
+    try:
+        for t, frames in enumerate(zip(*readers)):
+            writer.write(np.concatenate([strip, np.concatenate(frames, axis=1)], axis=0)[None])
+            if t in picks:
+                for row, f in zip(contact, frames):
+                    row.append(torch.from_numpy(f).permute(2, 0, 1).float() / 255)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return contact
+
+
+def separate_file(
+    separator: Separator,
+    input_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: SeparateOptions,
+    *,
+    model_name: str = "custom",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Separate one video file into ``out_dir/<stem>/``; returns the report (also ``report.json``)."""
+    started = time.monotonic()
+    input_path = Path(input_path)
+    info = probe_video(input_path)
+    n = separator.n_outputs
+    m = n if options.layers == "all" else 2
+    paths = output_paths(out_dir, input_path, m)
+    finals = [*paths["layers"], paths["preview"], paths["contact"], paths["report"]]
+    existing = [p for p in finals if p.exists()]
+    if existing and not options.force:
+        raise OutputExistsError(f"{existing[0]} exists: pass --force to overwrite it.")
+    folder = paths["folder"]
+    folder.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=folder))
+    try:
+        reader = VideoReader(input_path)
+        shape = reader.shape
+        raw = [VideoWriter(work / f"out_{i}.mp4", fps=info.rate, width=shape[1], height=shape[0],
+                           audio_from=input_path) for i in range(n)]
+        encoder = _Encoder(raw)
+        stats = _Stats(n)
+        windows = _threaded(reader.windows(options.clip_len, options.overlap))
+        done = 0
+        try:
+            for start, layers, frames in separator.stream(windows):
+                encoder.put(layers)
+                stats.add(layers, frames)
+                done = start + layers.shape[2]
+                if progress is not None:
+                    progress(done, info.frames)
+            encoder.finish()
+            produced = [w.close() for w in raw]
+        except BaseException:
+            for w in raw:
+                w.abort()
+            raise
+        chosen = stats.choose(options.layers)
+        for src, dst in zip((produced[i] for i in chosen), paths["layers"]):
+            os.replace(src, dst)
+        contact = _write_preview(input_path, paths["layers"], paths["preview"], info.rate,
+                                 options.force, shape)
+        labels = ["input"] + [f"layer {i + 1}" for i in range(m)]
+        save_png(image_grid(contact, row_labels=labels, cell_height=CONTACT_HEIGHT), paths["contact"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report = {
+        "input": str(input_path),
+        "model": model_name,
+        "device": str(separator.device),
+        "frames": done,
+        "fps": info.fps,
+        "width": shape[1],
+        "height": shape[0],
+        "n_outputs": n,
+        "layers": [{"file": p.name, "index": int(i)} for p, i in zip(paths["layers"], chosen)],
+        "preview": paths["preview"].name,
+        "contact_sheet": paths["contact"].name,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+    tmp = paths["report"].with_name(".report.json.partial")
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, paths["report"])
+    return report
+

@@ -1,0 +1,81 @@
+"""Names and paths -> models: bundled weights, weight files and training checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from centrifuge.checkpoint import load_checkpoint, read_weights
+from centrifuge.errors import ModelError
+from centrifuge.models.centrifuge import CentrifugeNet
+from centrifuge.models.registry import MODEL_CONFIGS, build_model
+
+log = logging.getLogger(__name__)
+
+__all__ = ["bundled_weights", "load_model"]
+
+
+def bundled_weights(name: str) -> Path | None:
+    """Path of ``centrifuge/weights/<name>.safetensors`` when the package ships it."""
+    resource = resources.files("centrifuge") / "weights" / f"{name}.safetensors"
+    return Path(str(resource)) if resource.is_file() else None
+
+
+def _from_state(name: str, kwargs: dict, state: dict, source: str) -> CentrifugeNet:
+    try:
+        model = CentrifugeNet(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{source}: cannot rebuild its architecture ({exc}).") from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelError(
+            f"{source}: weights do not fit the architecture "
+            f"({len(missing)} missing, {len(unexpected)} unexpected tensors)."
+        )
+    model.source = source  # type: ignore[attr-defined]
+    model.model_name = name  # type: ignore[attr-defined]
+    return model
+
+
+def load_model(
+    name_or_path: str | os.PathLike, *, device: str | torch.device = "cpu",
+    allow_untrained: bool = True,
+) -> CentrifugeNet:
+    """A model in eval mode from a registered name, a ``.safetensors`` file or a ``.pt`` checkpoint.
+
+    A registered name loads its bundled weights when the package ships them; otherwise (``tiny``,
+    ``paper``) the model is freshly initialised (seed 0) and ``model.pretrained`` is False.
+    """
+    text = str(name_or_path)
+    if text in MODEL_CONFIGS:
+        weights = bundled_weights(text)
+        if weights is None:
+            if not allow_untrained:
+                raise ModelError(f"model {text!r} has no bundled weights.")
+            log.warning("model %r has no bundled weights: using an untrained model", text)
+            generator_state = torch.get_rng_state()
+            torch.manual_seed(0)
+            model = build_model(text)
+            torch.set_rng_state(generator_state)
+            model.source, model.model_name, model.pretrained = "untrained", text, False
+            return model.to(device).eval()
+        path = weights
+    else:
+        path = Path(text)
+        if not path.exists():
+            raise ModelError(
+                f"{text}: neither a registered model ({', '.join(MODEL_CONFIGS)}) nor an existing file."
+            )
+    if path.suffix == ".safetensors":
+        state, name, kwargs, _ = read_weights(path)
+    else:
+        ckpt = load_checkpoint(path)
+        state, name, kwargs = ckpt["model"], ckpt.get("model_name", "custom"), ckpt["model_kwargs"]
+        kwargs = {**kwargs, "decoder_channels": tuple(kwargs["decoder_channels"])}
+    model = _from_state(name, kwargs, state, str(path))
+    model.pretrained = True  # type: ignore[attr-defined]
+    return model.to(device).eval()
