@@ -137,6 +137,7 @@ class Trainer:
         self.device = torch.device(f"cuda:{local_rank}" if device == "cuda" else device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels
         torch.manual_seed(tc.seed)
         self.model_name = config.model.name
         self.model_kwargs = model_kwargs(config.model.name, **config.model.overrides())
@@ -390,6 +391,7 @@ class Trainer:
         per_step = tc.batch_size * self.world
         started, done_steps, last = time.monotonic(), 0, {}
         self._started = started
+        self._max_steps = tc.steps
         try:
             batches = self._batches()
             while self.step < self.config.train.steps:
@@ -440,7 +442,7 @@ class Trainer:
         tc = self.config.train
         pace = elapsed / done_steps
         left = tc.max_minutes * 60 * 0.95 - elapsed
-        steps = max(self.step + 1, min(tc.steps, self.step + int(left / pace)))
+        steps = max(self.step + 1, min(self._max_steps, self.step + int(left / pace)))
         if self.world > 1:  # every rank must stop at the same step
             value = torch.tensor([steps], device=self.device)
             dist.all_reduce(value, op=dist.ReduceOp.MIN)
