@@ -26,11 +26,13 @@ def _seeded(make, seed: int):
         return make()
 
 
-def untrained_like(model: CentrifugeNet, *, seed: int = 0) -> CentrifugeNet:
-    """A freshly initialised model of the same architecture (the paper's "no training" baseline)."""
+def untrained_like(model: CentrifugeNet, *, seed: int = 0, **overrides) -> CentrifugeNet:
+    """A freshly initialised model of the same architecture (the paper's "no training" baseline),
+    with optional architecture ``overrides`` (e.g. ``residual=False``)."""
     kwargs = getattr(model, "model_kwargs", None)
     if kwargs is None:
         raise ModelError("the model does not record its architecture.")
+    kwargs = {**kwargs, **overrides}
     fresh = _seeded(lambda: CentrifugeNet(**kwargs), seed)
     fresh.model_kwargs = dict(kwargs)  # type: ignore[attr-defined]
     return fresh

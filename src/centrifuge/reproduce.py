@@ -111,6 +111,12 @@ def default_data() -> tuple[Path | None, Path | None]:
     return (train if train.is_dir() else None), (val if val.is_dir() else None)
 
 
+def _untrained(model):
+    """The paper's "predictor (no training)": random weights and plain outputs. (A residual model
+    at initialisation outputs the mixture, i.e. it *is* the identity baseline.)"""
+    return untrained_like(model, residual=False)
+
+
 def _train(name: str, overrides: tuple[str, ...], scale: Scale, data: Path, out: Path,
            device: str, progress: Callable[[str], None] | None) -> Path:
     run = out / "runs" / name
@@ -155,7 +161,7 @@ def reproduce(
             progress(f"evaluating {label}")
         report = evaluate(model, val, model_name=run, pairs=sc.pairs, clip_len=cfg.data.clip_len,
                           size=cfg.data.crop, variant=variant,
-                          untrained=untrained_like(model) if kind == "untrained" else None)
+                          untrained=_untrained(model) if kind == "untrained" else None)
         value = {"model": report.loss["model"], "identity": report.loss["identity"],
                  "untrained": (report.untrained or {}).get("loss")}[kind]
         rows.append({"row": label, "loss": value, "identity": report.loss["identity"],

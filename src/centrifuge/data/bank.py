@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,23 @@ def _bank_key(entries: list[VideoEntry], short_side: int) -> str:
     return h.hexdigest()[:16]
 
 
+def _fill(data: np.memmap, entries: list[VideoEntry], shapes: list[tuple[int, int, int]],
+          offsets: np.ndarray, progress: Callable[[int, int], None] | None) -> None:
+    """Decode every video into its region of the bank (uint8 ``[T, H, W, 3]`` each)."""
+    for i, (entry, (t, h, w)) in enumerate(zip(entries, shapes)):
+        region = data[offsets[i] : offsets[i + 1]].reshape(t, h, w, 3)
+        count = 0
+        for count, frame in enumerate(VideoReader(entry.path, shape=(h, w)).frames(), start=1):
+            if count > t:
+                break
+            region[count - 1] = frame
+        if 0 < count < t:  # fewer decodable frames than indexed: repeat the last one
+            region[count:] = region[count - 1]
+        if progress is not None:
+            progress(i + 1, len(entries))
+    data.flush()
+
+
 def build_bank(
     entries: list[VideoEntry],
     short_side: int,
@@ -57,21 +75,16 @@ def build_bank(
     sizes = [t * h * w * 3 for t, h, w in shapes]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     data_path = folder / f"bank-{key}.u8"
-    tmp = data_path.with_suffix(".u8.tmp")
-    data = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(max(1, int(offsets[-1])),))
-    for i, (entry, (t, h, w)) in enumerate(zip(entries, shapes)):
-        region = data[offsets[i] : offsets[i + 1]].reshape(t, h, w, 3)
-        count = 0
-        for count, frame in enumerate(VideoReader(entry.path, shape=(h, w)).frames(), start=1):
-            if count > t:
-                break
-            region[count - 1] = frame
-        if 0 < count < t:  # fewer decodable frames than indexed: repeat the last one
-            region[count:] = region[count - 1]
-        if progress is not None:
-            progress(i + 1, len(entries))
-    data.flush()
-    del data
+    # a private temporary file: processes building the same bank at once never share one
+    handle, tmp_name = tempfile.mkstemp(prefix=f".bank-{key}.", suffix=".partial", dir=folder)
+    os.close(handle)
+    tmp = Path(tmp_name)
+    try:
+        _fill(np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(max(1, int(offsets[-1])),)),
+              entries, shapes, offsets, progress)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, data_path)
     meta = {
         "version": BANK_VERSION,
@@ -83,8 +96,9 @@ def build_bank(
             for e, (t, h, w), o in zip(entries, shapes, offsets[:-1])
         ],
     }
-    meta_tmp = meta_path.with_suffix(".tmp")
-    meta_tmp.write_text(json.dumps(meta))
+    handle, meta_tmp = tempfile.mkstemp(prefix=f".bank-{key}.", suffix=".json.partial", dir=folder)
+    with os.fdopen(handle, "w") as f:
+        f.write(json.dumps(meta))
     os.replace(meta_tmp, meta_path)
     log.info("built clip bank %s (%.1f MB)", data_path, offsets[-1] / 1e6)
     return meta_path
