@@ -45,13 +45,15 @@ class Report:
     diversity: float
     n_outputs: int = 0
     untrained: dict[str, float] | None = None
+    downstream: dict[str, float] | None = None
     seconds: float = 0.0
     per_pair_loss: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        if self.untrained is None:
-            data.pop("untrained")
+        for optional in ("untrained", "downstream"):
+            if data[optional] is None:
+                data.pop(optional)
         return data
 
     def to_json(self, path: str | os.PathLike) -> Path:
@@ -76,6 +78,10 @@ class Report:
         lines += [f"{n:10} {lo:8.4f} {p:8.2f} {s:6.3f}" for n, lo, p, s in rows]
         ratio = self.loss["model"] / self.loss["identity"] if self.loss["identity"] else math.nan
         lines.append(f"loss / identity = {ratio:.3f}; diversity min_i!=j l(Oi, Oj) = {self.diversity:.4f}")
+        if self.downstream:
+            d = self.downstream
+            lines.append(f"downstream accuracy (1 / 0.5 / 0 per pair): mixed {d['mixed']:.3f}, "
+                         f"separated {d['separated']:.3f}, clean {d['clean']:.3f}")
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
