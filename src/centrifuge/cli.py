@@ -356,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     _quiet_ffmpeg()
+    from centrifuge.utils import tune_cpu_allocator
+
+    tune_cpu_allocator()
     try:
         return int(args.func(args) or 0)
     except CentrifugeError as exc:
