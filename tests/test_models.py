@@ -98,3 +98,30 @@ def test_seeded_tiny_model_matches_golden_output() -> None:
     with torch.no_grad():
         out = model(golden["input"])
     torch.testing.assert_close(out, golden["output"], atol=1e-5, rtol=1e-4)
+
+
+def test_paper_model_trains_one_step_on_cpu() -> None:
+    """The full `paper` configuration (predictor-corrector, 4 outputs, I3D to Mixed_5c) runs forward
+    and backward on a CPU (the issue's 2x3x32x112x112 size is timed in bench/RESULTS.md)."""
+    from centrifuge.losses import pit_loss
+
+    model = build_model("paper")
+    pred = model(torch.rand(2, 3, 8, 64, 64))
+    assert pred.shape == (2, 4, 3, 8, 64, 64)
+    loss, _ = pit_loss(pred, torch.rand(2, 2, 3, 8, 64, 64))
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_folded_batchnorm_computes_the_same_function() -> None:
+    from centrifuge.models.fuse import fold_batchnorm
+
+    model = build_model("tiny", light_stages=1, n_outputs=3)
+    model.train()
+    model(torch.rand(2, 3, 8, 32, 32))  # non-trivial running statistics
+    model.eval()
+    folded = fold_batchnorm(model)
+    x = torch.rand(1, 3, 9, 40, 36)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
