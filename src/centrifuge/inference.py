@@ -1,4 +1,4 @@
-"""Separating real videos of any length and size: windows in time, tiles in space, stable layer order.
+"""Separating videos of any length and size: windows in time, tiles in space, stable layer order.
 
 :class:`Separator` runs a model over successive windows of ``clip_len`` frames that overlap by
 ``overlap`` frames:
@@ -7,8 +7,9 @@
   I3D's total strides), run, cropped back and resized to the input size; frames too large for
   memory are cut into overlapping spatial tiles that are cross-faded the same way;
 * the N outputs of a window are re-ordered to match the previous window's on the shared frames
-  (the permutation with the lowest paper loss), so output k stays the same layer from the first frame
-  to the last (the model itself has no notion of layer order);
+  (without overlap: on the last and first frame at the cut), taking the permutation with the lowest
+  paper loss, so output k stays the same layer from the first frame to the last (the model itself
+  has no notion of layer order); neighbouring tiles are re-ordered the same way on shared pixels;
 * overlapping frames are cross-faded with triangular weights divided by their sum.
 
 Memory is bounded by one window, not by the video. Everything runs under ``torch.inference_mode``.
@@ -81,6 +82,9 @@ class Separator:
     ) -> None:
         if clip_len < 1 or not 0 <= overlap < clip_len:
             raise ValueError(f"need clip_len > overlap >= 0, got {clip_len} and {overlap}")
+        if tile is not None and not 0 < tile_overlap < tile:
+            # neighbouring tiles are put in the same layer order by comparing the pixels they share
+            raise ValueError(f"need tile > tile_overlap > 0, got {tile} and {tile_overlap}")
         self.device = torch.device(device)
         self.channels_last = channels_last
         self.model = model.to(self.device).eval()
@@ -159,10 +163,15 @@ class Separator:
             pred = self.window(frames)  # [N, C, t, H, W]
             t = pred.shape[2]
             if previous is not None:
-                shared = previous_start + previous.shape[2] - start
+                # align on the frames both windows hold; without overlap, on either side of the cut
+                offset = start - previous_start
+                shared = min(previous.shape[2] - offset, t)
                 if shared > 0:
-                    order = align_order(pred[:, :, :shared], previous[:, :, -shared:])
-                    pred = pred[order]
+                    reference = previous[:, :, offset : offset + shared]
+                    order = align_order(pred[:, :, :shared], reference)
+                else:
+                    order = align_order(pred[:, :, :1], previous[:, :, -1:])
+                pred = pred[order]
             weights = triangular_weights(t).reshape(1, 1, t, 1, 1)
             if pending is None:
                 pending, pending_w, pending_start = pred * weights, weights.clone(), start
@@ -197,6 +206,7 @@ def separate(
     overlap: int = 8,
     size: int | None = None,
     tile: int | None = None,
+    tile_overlap: int = 32,
     device: torch.device | str = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
@@ -205,13 +215,14 @@ def separate(
     Args:
         model: a :class:`~centrifuge.models.CentrifugeNet`.
         frames: ``[C, T, H, W]`` floats in ``[0, 1]``, any T, H, W.
-        clip_len, overlap, size, tile, device: see :class:`Separator`.
+        clip_len, overlap, size, tile, tile_overlap, device: see :class:`Separator`.
         progress: called with ``(frames done, total frames)``.
 
     Returns:
         ``[N, C, T, H, W]`` float32 (not clamped).
     """
-    sep = Separator(model, clip_len=clip_len, overlap=overlap, size=size, tile=tile, device=device)
+    sep = Separator(model, clip_len=clip_len, overlap=overlap, size=size, tile=tile,
+                    tile_overlap=tile_overlap, device=device)
     total = frames.shape[1]
     hop = clip_len - overlap
 

@@ -1,4 +1,4 @@
-"""``centrifuge separate`` for one video file: decode -> separate -> encode, then preview and report.
+"""``centrifuge separate`` for one video file: decode -> separate -> encode, then preview, report.
 
 Pass 1 streams the input through :class:`~centrifuge.inference.Separator` with decoding and
 encoding in their own threads (PyAV and torch release the GIL), writing all N layers to hidden
@@ -12,6 +12,7 @@ Every file appears atomically; nothing is overwritten without ``force``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -19,7 +20,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,7 @@ class _Stats:
         self.frames = 0
 
     def add(self, layers: torch.Tensor, frames: torch.Tensor) -> None:
-        """layers ``[N, C, t, H, W]``, frames ``[C, t, H, W]`` (compared at a short side of 96 px)."""
+        """layers ``[N, C, t, H, W]``, frames ``[C, t, H, W]`` (compared at a short side of 96)."""
         t = frames.shape[1]
         h, w = frames.shape[-2:]
         small = resized_shape(h, w, min(96, h, w))
@@ -100,24 +101,45 @@ class _Stats:
         return sorted(chosen, key=lambda i: float(self.to_input[i]))
 
 
-def _threaded(iterator: Iterator, depth: int = 2) -> Iterator:
-    """Run ``iterator`` in a thread, ``depth`` items ahead (decode while the model runs)."""
+def _threaded(iterator: Generator, depth: int = 2) -> Iterator:
+    """Run ``iterator`` in a thread, ``depth`` items ahead (decode while the model runs).
+
+    Closing the returned generator (or dropping it) stops the thread and closes ``iterator``, so a
+    failed input leaves no thread behind holding its file open.
+    """
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
+    stop = threading.Event()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                q.put(item, timeout=0.1)
+                return True
+        return False
 
     def work() -> None:
         try:
             for item in iterator:
-                q.put(item)
+                if not put(item):
+                    return
         except BaseException as exc:  # handed to the consumer
-            q.put(exc)
-        q.put(done)
+            put(exc)
+            return
+        finally:
+            iterator.close()
+        put(done)
 
-    threading.Thread(target=work, daemon=True).start()
-    while (item := q.get()) is not done:
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 class _Encoder:
@@ -145,9 +167,18 @@ class _Encoder:
             raise self.error
         self.q.put([to_uint8_frames(layer) for layer in layers])
 
+    def stop(self) -> None:
+        """Wait until the thread has written (or, after an error, skipped) what is queued and ends.
+
+        The writers must not be closed or aborted before: FFmpeg crashes on a container closed
+        while another thread encodes into it.
+        """
+        if self.thread.is_alive():
+            self.q.put(None)
+            self.thread.join()
+
     def finish(self) -> None:
-        self.q.put(None)
-        self.thread.join()
+        self.stop()
         if self.error is not None:
             raise self.error
 
@@ -161,7 +192,8 @@ def _label_strip(labels: list[str], width: int) -> np.ndarray:
 
 
 def _write_preview(
-    input_path: Path, layer_files: list[Path], target: Path, fps, force: bool, shape: tuple[int, int],
+    input_path: Path, layer_files: list[Path], target: Path, fps, force: bool,
+    shape: tuple[int, int],
 ) -> list[list[torch.Tensor]]:
     """Input | layers side by side; returns contact-sheet frames (one list per stream)."""
     info = probe_video(input_path)
@@ -197,7 +229,7 @@ def separate_file(
     model_name: str = "custom",
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Separate one video file into ``out_dir/<stem>/``; returns the report (also ``report.json``)."""
+    """Separate one video file into ``out_dir/<stem>/``; returns the report (also report.json)."""
     started = time.monotonic()
     input_path = Path(input_path)
     info = probe_video(input_path)
@@ -209,6 +241,7 @@ def separate_file(
     if existing and not options.force:
         raise OutputExistsError(f"{existing[0]} exists: pass --force to overwrite it.")
     folder = paths["folder"]
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=folder))
     try:
@@ -230,6 +263,8 @@ def separate_file(
             encoder.finish()
             produced = [w.close() for w in raw]
         except BaseException:
+            encoder.stop()
+            windows.close()
             for w in raw:
                 w.abort()
             raise
@@ -239,7 +274,14 @@ def separate_file(
         contact = _write_preview(input_path, paths["layers"], paths["preview"], info.rate,
                                  options.force, shape)
         labels = ["input"] + [f"layer {i + 1}" for i in range(m)]
-        save_png(image_grid(contact, row_labels=labels, cell_height=CONTACT_HEIGHT), paths["contact"])
+        sheet = image_grid(contact, row_labels=labels, cell_height=CONTACT_HEIGHT)
+        save_png(sheet, paths["contact"])
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        if created:  # a failed input leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report = {

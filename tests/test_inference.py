@@ -1,0 +1,128 @@
+"""``separate()`` and ``Separator``: window and tile alignment, cross-fade, bounded memory."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from centrifuge import Separator, separate
+from conftest import random_frames
+
+SCALES = (0.25, 0.75)
+
+
+class PermutingModel(torch.nn.Module):
+    """Emits ``scale * mixture`` for each scale, in a different order on every call.
+
+    Shape: ``[B, C, T, H, W]`` -> ``[B, N, C, T, H, W]`` with ``N = len(scales)``.
+    """
+
+    def __init__(self, scales: tuple[float, ...] = SCALES) -> None:
+        super().__init__()
+        self.scales = scales
+        self.n_outputs = len(scales)
+        self.orders = list(itertools.permutations(range(len(scales))))
+        self.calls = 0
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        order = self.orders[self.calls % len(self.orders)]
+        self.calls += 1
+        return torch.stack([self.scales[i] * mixture for i in order], dim=1)
+
+
+class CopyModel(torch.nn.Module):
+    """Copies its input to every output: a perfect cross-fade gives the input back."""
+
+    n_outputs = 2
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        return mixture[:, None].expand(-1, self.n_outputs, -1, -1, -1, -1).clone()
+
+
+def _assert_scaled_layers(out: torch.Tensor, frames: torch.Tensor, scales) -> None:
+    assert out.shape == (len(scales), *frames.shape)
+    for layer, scale in zip(out, scales):
+        torch.testing.assert_close(layer, scale * frames, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("clip_len", "overlap"), [(8, 2), (16, 8), (5, 4), (7, 0), (9, 1), (64, 8)]
+)
+def test_layer_order_is_stable_when_the_model_swaps_outputs_between_windows(
+    clip_len: int, overlap: int
+) -> None:
+    frames = random_frames(37, 19, 23)  # odd T, H, W; (64, 8) is one window longer than the video
+    model = PermutingModel()
+    out = separate(model, frames, clip_len=clip_len, overlap=overlap)
+    _assert_scaled_layers(out, frames, SCALES)
+    hop = clip_len - overlap
+    assert model.calls == 1 + max(0, -(-(37 - clip_len) // hop))  # one call per window
+
+
+def test_three_layers_stay_in_order_when_the_model_permutes_them() -> None:
+    frames = random_frames(30, 17, 21)
+    out = separate(PermutingModel((0.2, 0.5, 0.9)), frames, clip_len=6, overlap=2)
+    _assert_scaled_layers(out, frames, (0.2, 0.5, 0.9))
+
+
+@pytest.mark.parametrize(("clip_len", "overlap"), [(8, 3), (10, 0), (13, 12)])
+def test_copy_model_reconstructs_the_input_exactly(clip_len: int, overlap: int) -> None:
+    frames = random_frames(31, 15, 26)
+    out = separate(CopyModel(), frames, clip_len=clip_len, overlap=overlap)
+    for layer in out:
+        torch.testing.assert_close(layer, frames, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("height", "width"), [(45, 70), (20, 57)])
+def test_spatial_tiles_keep_layer_order_and_reconstruct(height: int, width: int) -> None:
+    frames = random_frames(11, height, width)
+    model = PermutingModel((0.2, 0.5, 0.9))
+    out = separate(model, frames, clip_len=6, overlap=2, tile=24, tile_overlap=8)
+    assert model.calls > 2 * 3  # several tiles per window
+    _assert_scaled_layers(out, frames, (0.2, 0.5, 0.9))
+    copied = separate(CopyModel(), frames, clip_len=6, overlap=2, tile=24, tile_overlap=8)
+    for layer in copied:
+        torch.testing.assert_close(layer, frames, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(("tile", "tile_overlap"), [(16, 16), (16, 32), (24, 0)])
+def test_tiles_that_cannot_be_aligned_are_refused(tile: int, tile_overlap: int) -> None:
+    with pytest.raises(ValueError, match="tile"):
+        Separator(CopyModel(), tile=tile, tile_overlap=tile_overlap)
+
+
+def test_progress_reaches_the_total() -> None:
+    seen: list[tuple[int, int]] = []
+    separate(CopyModel(), random_frames(21, 8, 8), clip_len=8, overlap=3,
+             progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (21, 21)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+
+
+def test_stream_buffers_at_most_one_window_of_a_long_video() -> None:
+    """2,000 frames: the stream never holds more than ``clip_len`` frames it has not handed back."""
+    total, clip_len, overlap = 2000, 32, 8
+    frames = random_frames(total, 4, 4)
+    consumed = 0
+
+    def windows() -> Iterator[tuple[int, torch.Tensor]]:
+        nonlocal consumed
+        for start in range(0, total - overlap, clip_len - overlap):
+            window = frames[:, start : start + clip_len]
+            consumed = start + window.shape[1]
+            yield start, window
+
+    sep = Separator(PermutingModel(), clip_len=clip_len, overlap=overlap)
+    next_frame = 0
+    for start, layers, inputs in sep.stream(windows()):
+        t = layers.shape[2]
+        assert start == next_frame and inputs.shape[1] == t <= clip_len
+        assert consumed - (start + t) <= overlap  # frames pending inside the stream
+        expected = frames[:, start : start + t]
+        torch.testing.assert_close(layers[0], 0.25 * expected, atol=1e-5, rtol=0)
+        torch.testing.assert_close(inputs, expected)
+        next_frame = start + t
+    assert next_frame == total
