@@ -148,8 +148,11 @@ def _cmd_separate(args: argparse.Namespace) -> int:
     if not inputs:
         raise CentrifugeError("no input videos found.")
     inputs, device = distributed_share(inputs, pick_device(args.device))
-    if args.overlap >= args.clip_len:
-        raise CentrifugeError("--overlap must be smaller than --clip-len.")
+    if args.clip_len < 1 or not 0 <= args.overlap < args.clip_len:
+        raise CentrifugeError("need --clip-len > --overlap >= 0.")
+    if args.tile is not None and args.tile <= 64:
+        raise CentrifugeError(f"--tile must be more than 64 pixels, got {args.tile}.")
+    stems: dict[str, str] = {}
     model = load_model(args.model, device=device)
     separator = Separator(model, clip_len=args.clip_len, overlap=args.overlap, size=args.size,
                           tile=args.tile, device=device, bf16=device.type == "cuda",
@@ -158,6 +161,13 @@ def _cmd_separate(args: argparse.Namespace) -> int:
                               layers=args.layers, tile=args.tile, force=args.force)
     failed = 0
     for path in inputs:
+        first = stems.setdefault(Path(path).stem, str(path))
+        if first != str(path):  # both would write OUTDIR/<stem>/
+            failed += 1
+            print(f"centrifuge separate: error: {path}: same name as {first}; its outputs would "
+                  f"overwrite those of {first} (separate it in another call or rename it).",
+                  file=sys.stderr)
+            continue
         bar = _progress_bar(0, "frame", Path(path).name[:30])
         try:
             def progress(done: int, total: int) -> None:

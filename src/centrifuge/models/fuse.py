@@ -19,7 +19,10 @@ __all__ = ["fold_batchnorm"]
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (in eval mode) with every Conv->BN pair folded into one conv."""
+    """A copy of ``model`` (in eval mode) with every Conv->BN pair folded into one conv; ``model``
+    itself (in eval mode) when it has nothing to fold."""
+    if not any(isinstance(m, (Unit3D, UpBlock)) for m in model.modules()):
+        return model.eval()
     folded = copy.deepcopy(model).eval()
     for module in folded.modules():
         if isinstance(module, Unit3D) and isinstance(module.bn, nn.BatchNorm3d):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 import torch
 
 from centrifuge.errors import OutputExistsError, VideoError
@@ -182,15 +183,17 @@ def _decode_image(path: Path, shape: tuple[int, int] | None = None) -> np.ndarra
         return _frame_to_array(frame, shape)
 
 
-def _frame_to_array(frame: av.VideoFrame, shape: tuple[int, int] | None) -> np.ndarray:
-    if shape is None or shape == (frame.height, frame.width):
-        return frame.to_ndarray(format="rgb24")
-    height, width = shape
+def _frame_to_array(
+    frame: av.VideoFrame, shape: tuple[int, int] | None, reformatter: VideoReformatter | None = None
+) -> np.ndarray:
+    """uint8 ``[H, W, 3]`` RGB, resized to ``shape``. Pass one ``reformatter`` for all the frames of
+    a stream: it keeps the colour converter instead of building one per frame."""
+    reformatter = reformatter or VideoReformatter()
+    height, width = shape or (frame.height, frame.width)
     shrinking = height * width < frame.height * frame.width
-    return frame.to_ndarray(
-        format="rgb24", width=width, height=height,
-        interpolation="AREA" if shrinking else "BICUBIC",
-    )
+    rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                               interpolation="AREA" if shrinking else "BICUBIC")
+    return rgb.to_ndarray()
 
 
 def to_frames_tensor(arrays: list[np.ndarray] | np.ndarray) -> torch.Tensor:
@@ -240,10 +243,10 @@ class VideoReader:
                 yield _decode_image(file, self.shape)
             return
         yielded = 0
-        for index, frame in _decode_frames(self.path, start):
-            del index
+        reformatter = VideoReformatter()
+        for _, frame in _decode_frames(self.path, start):
             yielded += 1
-            yield _frame_to_array(frame, self.shape)
+            yield _frame_to_array(frame, self.shape, reformatter)
         if yielded == 0 and start == 0:
             raise VideoError(f"{self.path}: no frame could be decoded (corrupt or truncated data).")
 
@@ -341,11 +344,12 @@ def read_video(
         files = _image_files(path) if path.is_dir() else [path]
         arrays = [_decode_image(f, out_shape) for f in files[start:stop:stride]]
     else:
+        reformatter = VideoReformatter()
         for index, frame in _decode_frames(path, start):
             if stop is not None and index >= stop:
                 break
             if (index - start) % stride == 0:
-                arrays.append(_frame_to_array(frame, out_shape))
+                arrays.append(_frame_to_array(frame, out_shape, reformatter))
     if not arrays:
         if start > 0:
             raise VideoError(f"{path}: no frame at index {start} or after (the video has {info.frames}).")
