@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median, print_table, timer, write_json  # noqa: E402
 
 from centrifuge.models import build_model  # noqa: E402
+from centrifuge.models.fuse import fold_batchnorm  # noqa: E402
+from centrifuge.utils import tune_cpu_allocator  # noqa: E402
 
 
 def trained_like(model: torch.nn.Module) -> torch.nn.Module:
@@ -74,6 +76,9 @@ def run(args: argparse.Namespace, save) -> dict:
                 xc = x.contiguous(memory_format=torch.channels_last_3d)
                 bf16 = device.type == "cuda"
                 variants.append(("bf16+cl3d" if bf16 else "fp32+cl3d", fast, xc, bf16))
+                if device.type == "cpu":  # what `centrifuge separate` runs: BatchNorm folded
+                    folded = fold_batchnorm(fast).to(memory_format=torch.channels_last_3d)
+                    variants.append(("fp32+cl3d+foldBN", folded, xc, False))
                 if args.compile and (not args.compile_only or f"{name}:{shape_text}:{batch}" in args.compile_only):
                     mode = "reduce-overhead" if args.cudagraphs else None
                     compiled = torch.compile(fast, mode=mode)
@@ -116,6 +121,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--default-allocator", action="store_true",
+                   help="CPU: keep glibc's malloc defaults (the CLI tunes them)")
     p.add_argument("--json", default=None, help="output JSON (default bench/results/infer-<device>.json)")
     args = p.parse_args()
     cuda = args.device.startswith("cuda")
@@ -124,6 +131,8 @@ def main() -> None:
     args.batches = args.batches or ([1, 8] if cuda else [1])
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not cuda and not args.default_allocator:
+        tune_cpu_allocator()  # as the command line does
     name = f"infer-{'cuda' if cuda else 'cpu'}"
     result = run(args, lambda r: write_json(name, r, args.json, quiet=True))
     print()

@@ -60,9 +60,10 @@ def keep_threads():
 
 @pytest.fixture(scope="module")
 def tiny_run(train_clips: Path, shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    """20 steps of the tiny model in-process, with validation and checkpoints every 5 steps."""
+    """20 steps of the tiny model in-process, with validation and checkpoints every 5 steps.
+    Plain (not residual) outputs: training starts from a random function, far above the data."""
     threads = torch.get_num_threads()
-    config = load_config("tiny", [*SMALL, "train.steps=20", "train.seed=0",
+    config = load_config("tiny", [*SMALL, "train.steps=20", "train.seed=0", "model.residual=false",
                                   "train.ckpt_every=5", "train.keep_last=2", "train.val_every=10",
                                   "train.val_pairs=2", "train.sample_every=20"])
     out = tmp_path_factory.mktemp("tiny") / "run"

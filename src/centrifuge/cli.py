@@ -138,52 +138,41 @@ def _size_arg(text: str) -> int | None:
 def _cmd_separate(args: argparse.Namespace) -> int:
     from centrifuge.data.index import find_videos
     from centrifuge.inference import Separator
-    from centrifuge.outputs import SeparateOptions, separate_file
+    from centrifuge.outputs import SeparateOptions, separate_inputs
     from centrifuge.pretrained import load_model
     from centrifuge.utils import distributed_share, pick_device
 
-    inputs = []
-    for item in args.inputs:
-        inputs += find_videos(item) if os.path.isdir(item) else [item]
-    if not inputs:
-        raise CentrifugeError("no input videos found.")
-    inputs, device = distributed_share(inputs, pick_device(args.device))
     if args.clip_len < 1 or not 0 <= args.overlap < args.clip_len:
         raise CentrifugeError("need --clip-len > --overlap >= 0.")
     if args.tile is not None and args.tile <= 64:
         raise CentrifugeError(f"--tile must be more than 64 pixels, got {args.tile}.")
-    stems: dict[str, str] = {}
+    inputs = [v for item in args.inputs for v in (find_videos(item) if os.path.isdir(item) else [item])]
+    if not inputs:
+        raise CentrifugeError("no input videos found.")
+    inputs, device = distributed_share(inputs, pick_device(args.device))
     model = load_model(args.model, device=device)
     separator = Separator(model, clip_len=args.clip_len, overlap=args.overlap, size=args.size,
                           tile=args.tile, device=device, bf16=device.type == "cuda",
                           channels_last=True)
     options = SeparateOptions(clip_len=args.clip_len, overlap=args.overlap, size=args.size,
                               layers=args.layers, tile=args.tile, force=args.force)
-    failed = 0
-    for path in inputs:
-        first = stems.setdefault(Path(path).stem, str(path))
-        if first != str(path):  # both would write OUTDIR/<stem>/
-            failed += 1
-            print(f"centrifuge separate: error: {path}: same name as {first}; its outputs would "
-                  f"overwrite those of {first} (separate it in another call or rename it).",
-                  file=sys.stderr)
-            continue
-        bar = _progress_bar(0, "frame", Path(path).name[:30])
-        try:
-            def progress(done: int, total: int) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
+    bars: dict[str, object] = {}
 
-            report = separate_file(separator, path, args.output, options,
-                                   model_name=str(args.model), progress=progress)
-        except CentrifugeError as exc:
+    def progress(path: str, done: int, total: int) -> None:
+        bar = bars.setdefault(path, _progress_bar(total, "frame", Path(path).name[:30]))
+        bar.update(done - bar.n)
+
+    failed = 0
+    for path, result in separate_inputs(separator, inputs, args.output, options,
+                                        model_name=str(args.model), progress=progress):
+        if path in bars:
+            bars.pop(path).close()
+        if isinstance(result, CentrifugeError):
             failed += 1
-            print(f"centrifuge separate: error: {exc}", file=sys.stderr)
+            print(f"centrifuge separate: error: {result}", file=sys.stderr)
             continue
-        finally:
-            bar.close()
-        rate = report["frames"] / max(report["seconds"], 1e-9)
-        print(f"{path}: {report['frames']} frames in {report['seconds']:.1f} s ({rate:.1f} fps) "
+        rate = result["frames"] / max(result["seconds"], 1e-9)
+        print(f"{path}: {result['frames']} frames in {result['seconds']:.1f} s ({rate:.1f} fps) "
               f"-> {Path(args.output) / Path(path).stem}/")
     return 2 if failed else 0
 

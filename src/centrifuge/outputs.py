@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from centrifuge.errors import OutputExistsError
+from centrifuge.errors import CentrifugeError, OutputExistsError
 from centrifuge.inference import Separator
 from centrifuge.losses.pairwise import video_loss
 from centrifuge.video.io import (
@@ -41,7 +41,7 @@ from centrifuge.video.io import (
 from centrifuge.video.transforms import resize
 from centrifuge.viz import image_grid, save_png
 
-__all__ = ["SeparateOptions", "output_paths", "separate_file"]
+__all__ = ["SeparateOptions", "output_paths", "separate_file", "separate_inputs"]
 
 PREVIEW_HEIGHT = 240  # height of each panel of preview.mp4
 CONTACT_COLUMNS = 6
@@ -303,3 +303,34 @@ def separate_file(
     os.replace(tmp, paths["report"])
     return report
 
+
+
+def separate_inputs(
+    separator: Separator,
+    inputs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    options: SeparateOptions,
+    *,
+    model_name: str = "custom",
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Iterator[tuple[str, dict | CentrifugeError]]:
+    """Separate several videos; yields ``(input, report)`` or ``(input, error)`` for each, so that a
+    failing input never stops the others. Two inputs with the same stem would share
+    ``out_dir/<stem>/``: the second one is reported as an error instead of overwriting the first.
+    """
+    stems: dict[str, str] = {}
+    for path in map(str, inputs):
+        first = stems.setdefault(Path(path).stem, path)
+        if first != path:
+            yield path, CentrifugeError(f"{path}: same name as {first}, whose outputs it would "
+                                        "overwrite (separate it in another call or rename it).")
+            continue
+        report_progress = None
+        if progress is not None:
+            def report_progress(done: int, total: int, path: str = path) -> None:
+                progress(path, done, total)
+        try:
+            yield path, separate_file(separator, path, out_dir, options, model_name=model_name,
+                                      progress=report_progress)
+        except CentrifugeError as exc:
+            yield path, exc

@@ -76,7 +76,8 @@ def _gather_batch(ds: torch.utils.data.Dataset, indices: range) -> torch.Tensor:
     for j, i in enumerate(indices):
         if isinstance(ds, Interleave) and ds.uses_extra(i):
             out[j] = ds.extra[i]
-        elif main.group is not None or not isinstance(main.source, ClipBank):
+        elif (main.group is not None or not isinstance(main.source, ClipBank)
+              or main.source.data.device.type == "cpu"):  # on a CPU, slices beat one big gather
             out[j] = main[i]
         else:
             draws.append((j, main.draw(i)))
