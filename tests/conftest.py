@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 from fractions import Fraction
 from pathlib import Path
@@ -11,7 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The real clips: $CENTRIFUGE_TEST_DATA, else ../shared/data beside the checkout.
+SHARED_DATA = Path(
+    os.environ.get("CENTRIFUGE_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
 
 
 @pytest.fixture(autouse=True)
