@@ -15,10 +15,9 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, print_table, write_json  # noqa: E402
-
-from centrifuge.data import ClipBank, ClipSpec, RandomClips, StreamSampler, VideoFolder  # noqa: E402
-from centrifuge.data.index import scan_folder  # noqa: E402
+from centrifuge.data import ClipBank, ClipSpec, RandomClips, StreamSampler, VideoFolder
+from centrifuge.data.index import scan_folder
+from common import machine, print_table, write_json
 
 
 def rate(ds, workers: int, clips: int) -> float:
@@ -29,8 +28,9 @@ def rate(ds, workers: int, clips: int) -> float:
         for i in range(clips):
             ds[i + 1]
         return clips / (time.perf_counter() - start)
-    loader = DataLoader(ds, batch_size=8, sampler=StreamSampler(0), num_workers=workers,
-                        prefetch_factor=4)
+    loader = DataLoader(
+        ds, batch_size=8, sampler=StreamSampler(0), num_workers=workers, prefetch_factor=4
+    )
     it = iter(loader)
     for _ in range(2 * workers):
         next(it)
@@ -58,14 +58,33 @@ def main() -> None:
     folder = VideoFolder(None, short_side=spec.short_side, entries=entries)
     rows = []
     for w in args.workers:
-        rows.append({"source": "decode", "workers": w,
-                     "clips_per_s": rate(RandomClips(folder, spec), w, args.decode_clips)})
-        rows.append({"source": "clip bank", "workers": w,
-                     "clips_per_s": rate(RandomClips(bank, spec), w, args.bank_clips)})
+        rows.append(
+            {
+                "source": "decode",
+                "workers": w,
+                "clips_per_s": rate(RandomClips(folder, spec), w, args.decode_clips),
+            }
+        )
+        rows.append(
+            {
+                "source": "clip bank",
+                "workers": w,
+                "clips_per_s": rate(RandomClips(bank, spec), w, args.bank_clips),
+            }
+        )
     print_table(rows, ["source", "workers", "clips_per_s"])
     print(f"clip bank: {bank.nbytes / 1e9:.2f} GB, opened/built in {bank_seconds:.1f} s")
-    write_json("data", {"machine": machine(), "clip": [args.clip_len, args.crop, args.crop],
-                        "videos": len(entries), "bank_gb": bank.nbytes / 1e9, "rows": rows}, args.json)
+    write_json(
+        "data",
+        {
+            "machine": machine(),
+            "clip": [args.clip_len, args.crop, args.crop],
+            "videos": len(entries),
+            "bank_gb": bank.nbytes / 1e9,
+            "rows": rows,
+        },
+        args.json,
+    )
 
 
 if __name__ == "__main__":

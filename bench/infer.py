@@ -19,11 +19,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median, print_table, timer, write_json  # noqa: E402
-
-from centrifuge.models import build_model  # noqa: E402
-from centrifuge.models.fuse import fold_batchnorm  # noqa: E402
-from centrifuge.utils import tune_cpu_allocator  # noqa: E402
+from centrifuge.models import build_model
+from centrifuge.models.fuse import fold_batchnorm
+from centrifuge.utils import tune_cpu_allocator
+from common import machine, median, print_table, timer, write_json
 
 
 def trained_like(model: torch.nn.Module) -> torch.nn.Module:
@@ -79,28 +78,43 @@ def run(args: argparse.Namespace, save) -> dict:
                 if device.type == "cpu":  # what `centrifuge separate` runs: BatchNorm folded
                     folded = fold_batchnorm(fast).to(memory_format=torch.channels_last_3d)
                     variants.append(("fp32+cl3d+foldBN", folded, xc, False))
-                if args.compile and (not args.compile_only or f"{name}:{shape_text}:{batch}" in args.compile_only):
+                if args.compile and (
+                    not args.compile_only or f"{name}:{shape_text}:{batch}" in args.compile_only
+                ):
                     mode = "reduce-overhead" if args.cudagraphs else None
                     compiled = torch.compile(fast, mode=mode)
-                    variants.append((("compile+graphs" if args.cudagraphs else "compile"), compiled, xc, bf16))
+                    variants.append(
+                        (("compile+graphs" if args.cudagraphs else "compile"), compiled, xc, bf16)
+                    )
                 for label, model, inp, use_bf16 in variants:
+
                     def call(model=model, inp=inp, use_bf16=use_bf16):
-                        with torch.inference_mode(), torch.autocast(
-                            "cuda", dtype=torch.bfloat16, enabled=use_bf16
+                        with (
+                            torch.inference_mode(),
+                            torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16),
                         ):
                             return model(inp)
+
                     with torch.inference_mode():
                         out = call().float()
                     rel = float((out - reference).norm() / reference.norm())
                     ms = median(timer(device)(call, warmup=args.warmup, repeat=args.repeat))
                     per_clip = ms / batch
                     tflops = flops / (per_clip / 1000) / 1e12
-                    rows.append({
-                        "model": name, "clip": shape_text, "batch": batch, "variant": label,
-                        "ms_per_clip": per_clip, "clips_per_s": 1000 / per_clip,
-                        "gflop_per_clip": flops / 1e9, "tflop_s": tflops,
-                        "mfu": tflops / peak if peak else None, "rel_err": rel,
-                    })
+                    rows.append(
+                        {
+                            "model": name,
+                            "clip": shape_text,
+                            "batch": batch,
+                            "variant": label,
+                            "ms_per_clip": per_clip,
+                            "clips_per_s": 1000 / per_clip,
+                            "gflop_per_clip": flops / 1e9,
+                            "tflop_s": tflops,
+                            "mfu": tflops / peak if peak else None,
+                            "rel_err": rel,
+                        }
+                    )
                     print_table(rows[-1:], list(rows[-1]))
                     save(result)  # after every row: a timeout keeps what was measured
                 del base, fast
@@ -121,13 +135,20 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--default-allocator", action="store_true",
-                   help="CPU: keep glibc's malloc defaults (the CLI tunes them)")
-    p.add_argument("--json", default=None, help="output JSON (default bench/results/infer-<device>.json)")
+    p.add_argument(
+        "--default-allocator",
+        action="store_true",
+        help="CPU: keep glibc's malloc defaults (the CLI tunes them)",
+    )
+    p.add_argument(
+        "--json", default=None, help="output JSON (default bench/results/infer-<device>.json)"
+    )
     args = p.parse_args()
     cuda = args.device.startswith("cuda")
     args.models = args.models or (["paper", "small"] if cuda else ["small"])
-    args.shapes = args.shapes or (["64x224x224", "32x112x112"] if cuda else ["32x112x112", "32x224x224"])
+    args.shapes = args.shapes or (
+        ["64x224x224", "32x112x112"] if cuda else ["32x112x112", "32x224x224"]
+    )
     args.batches = args.batches or ([1, 8] if cuda else [1])
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -136,8 +157,21 @@ def main() -> None:
     name = f"infer-{'cuda' if cuda else 'cpu'}"
     result = run(args, lambda r: write_json(name, r, args.json, quiet=True))
     print()
-    print_table(result["rows"], ["model", "clip", "batch", "variant", "ms_per_clip", "clips_per_s",
-                                 "gflop_per_clip", "tflop_s", "mfu", "rel_err"])
+    print_table(
+        result["rows"],
+        [
+            "model",
+            "clip",
+            "batch",
+            "variant",
+            "ms_per_clip",
+            "clips_per_s",
+            "gflop_per_clip",
+            "tflop_s",
+            "mfu",
+            "rel_err",
+        ],
+    )
     write_json(name, result, args.json)
 
 

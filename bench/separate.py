@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, print_table, write_json  # noqa: E402
-
-from centrifuge.data.index import find_videos  # noqa: E402
-from centrifuge.video.io import VideoReader, VideoWriter  # noqa: E402
+from centrifuge.data.index import find_videos
+from centrifuge.video.io import VideoReader, VideoWriter
+from common import machine, print_table, write_json
 
 FPS = 30
 
@@ -55,8 +54,20 @@ _CHILD = (
 
 def run_separate(video: Path, out: Path, args) -> dict:
     """One `centrifuge separate` process: wall seconds and its own peak resident memory."""
-    cmd = [sys.executable, "-c", _CHILD, "separate", str(video), "-o", str(out),
-           "--model", args.model, "--device", "cpu", "--force"]
+    cmd = [
+        sys.executable,
+        "-c",
+        _CHILD,
+        "separate",
+        str(video),
+        "-o",
+        str(out),
+        "--model",
+        args.model,
+        "--device",
+        "cpu",
+        "--force",
+    ]
     start = time.perf_counter()
     done = subprocess.run(cmd, check=True, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -77,12 +88,20 @@ def main() -> None:
         tmp = Path(tmp)
         for seconds in sorted(args.seconds):
             for short in sorted(args.sizes):
-                video = make_input(Path(args.data), short, seconds, tmp / f"in_{short}_{seconds}.mp4")
+                video = make_input(
+                    Path(args.data), short, seconds, tmp / f"in_{short}_{seconds}.mp4"
+                )
                 result = run_separate(video, tmp / "out", args)
                 frames = int(seconds * FPS)
-                rows.append({"input": f"{short}p {seconds:g} s", "frames": frames,
-                             "seconds": result["seconds"], "fps": frames / result["seconds"],
-                             "peak_rss_mb": result["peak_rss_mb"]})
+                rows.append(
+                    {
+                        "input": f"{short}p {seconds:g} s",
+                        "frames": frames,
+                        "seconds": result["seconds"],
+                        "fps": frames / result["seconds"],
+                        "peak_rss_mb": result["peak_rss_mb"],
+                    }
+                )
                 print_table(rows[-1:], list(rows[-1]))
     print()
     print_table(rows, ["input", "frames", "seconds", "fps", "peak_rss_mb"])

@@ -20,13 +20,26 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median, print_table, timer, write_json  # noqa: E402
+from centrifuge.data import ClipBank, ClipSpec, RandomClips, StreamSampler, VideoFolder
+from centrifuge.data.index import scan_folder
+from centrifuge.losses import pit_loss
+from centrifuge.models import build_model
+from centrifuge.train import _gather_batch
+from common import machine, median, print_table, timer, write_json
 
-from centrifuge.data import ClipBank, ClipSpec, RandomClips, StreamSampler, VideoFolder  # noqa: E402
-from centrifuge.data.index import scan_folder  # noqa: E402
-from centrifuge.losses import pit_loss  # noqa: E402
-from centrifuge.models import build_model  # noqa: E402
-from centrifuge.train import _gather_batch  # noqa: E402
+
+def _step_function(model, opt, mixture, layers, cuda: bool):
+    """One training step (forward, PIT loss, backward, AdamW) as a closure to time."""
+
+    def step() -> None:
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            pred = model(mixture)
+        loss, _ = pit_loss(pred.float(), layers)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    return step
 
 
 def step_rows(args, device: torch.device) -> list[dict]:
@@ -43,17 +56,17 @@ def step_rows(args, device: torch.device) -> list[dict]:
         if cuda:
             mixture = mixture.contiguous(memory_format=torch.channels_last_3d)
 
-        def step():
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                pred = model(mixture)
-            loss, _ = pit_loss(pred.float(), layers)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
+        step = _step_function(model, opt, mixture, layers, cuda)
         ms = median(timer(device)(step, warmup=args.warmup, repeat=args.repeat))
-        rows.append({"what": f"step {name}", "batch": batch, "ms": ms,
-                     "clips_per_s": batch * 1000 / ms, "needs_clips_per_s": 2 * batch * 1000 / ms})
+        rows.append(
+            {
+                "what": f"step {name}",
+                "batch": batch,
+                "ms": ms,
+                "clips_per_s": batch * 1000 / ms,
+                "needs_clips_per_s": 2 * batch * 1000 / ms,
+            }
+        )
         del model, opt
     return rows
 
@@ -66,11 +79,18 @@ def input_rows(args, device: torch.device, needed: float) -> list[dict]:
     bank = ClipBank.from_entries(entries, spec.short_side)
     sources = []
     if device.type == "cuda":
-        sources.append(("bank on GPU", ClipBank.from_entries(entries, spec.short_side).to(device), 0))
+        sources.append(
+            ("bank on GPU", ClipBank.from_entries(entries, spec.short_side).to(device), 0)
+        )
     for w in args.workers:
         sources.append((f"bank, {w} workers", bank, w))
-        sources.append((f"decode, {w} workers", VideoFolder(None, short_side=spec.short_side,
-                                                             entries=entries), w))
+        sources.append(
+            (
+                f"decode, {w} workers",
+                VideoFolder(None, short_side=spec.short_side, entries=entries),
+                w,
+            )
+        )
     for label, source, workers in sources:
         ds = RandomClips(source, spec, seed=1)
         if workers == 0:
@@ -83,8 +103,14 @@ def input_rows(args, device: torch.device, needed: float) -> list[dict]:
             if device.type == "cuda":
                 torch.cuda.synchronize()
         else:
-            loader = DataLoader(ds, batch_size=16, sampler=StreamSampler(0, n + 16 * workers * 2),
-                                num_workers=workers, persistent_workers=False, prefetch_factor=4)
+            loader = DataLoader(
+                ds,
+                batch_size=16,
+                sampler=StreamSampler(0, n + 16 * workers * 2),
+                num_workers=workers,
+                persistent_workers=False,
+                prefetch_factor=4,
+            )
             it = iter(loader)
             for _ in range(workers * 2):  # let every worker start
                 next(it)
@@ -92,8 +118,13 @@ def input_rows(args, device: torch.device, needed: float) -> list[dict]:
             for _ in range(n // 16):
                 next(it)
         rate = n / (time.perf_counter() - start)
-        rows.append({"what": f"input: {label}", "clips_per_s": rate,
-                     "keeps_up": bool(rate >= needed) if needed else None})
+        rows.append(
+            {
+                "what": f"input: {label}",
+                "clips_per_s": rate,
+                "keeps_up": bool(rate >= needed) if needed else None,
+            }
+        )
     return rows
 
 
@@ -120,7 +151,9 @@ def main() -> None:
     rows += input_rows(args, device, needed)
     print()
     print_table(rows, ["what", "batch", "ms", "clips_per_s", "needs_clips_per_s", "keeps_up"])
-    write_json(f"train-{'cuda' if cuda else 'cpu'}", {"machine": machine(), "rows": rows}, args.json)
+    write_json(
+        f"train-{'cuda' if cuda else 'cpu'}", {"machine": machine(), "rows": rows}, args.json
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     python scripts/export_weights.py RUN/last.pt src/centrifuge/weights/small.safetensors
     python scripts/export_weights.py RUN/last.pt OUT/small.safetensors --parts 2   # for size limits
-    python scripts/export_weights.py --join OUT/small.part1.safetensors OUT/small.part2.safetensors \
+    python scripts/export_weights.py --join OUT/small.part1.safetensors OUT/small.part2.safetensors
+    \
         src/centrifuge/weights/small.safetensors
 """
 
@@ -50,7 +51,9 @@ def join(part_paths: list[str], out: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--parts", type=int, default=1)
     parser.add_argument("--join", action="store_true")

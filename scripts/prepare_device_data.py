@@ -21,8 +21,9 @@ from centrifuge.video.io import IMAGE_EXTENSIONS, VideoReader, VideoWriter
 def reencode(src: Path, dst: Path, short: int) -> None:
     reader = VideoReader(src, size=short)
     h, w = reader.shape
-    with VideoWriter(dst, fps=reader.info.rate, width=w, height=h, crf=19, preset="slow",
-                     overwrite=True) as writer:
+    with VideoWriter(
+        dst, fps=reader.info.rate, width=w, height=h, crf=19, preset="slow", overwrite=True
+    ) as writer:
         for frame in reader:
             writer.write(frame[None])
 
@@ -37,8 +38,9 @@ def main() -> None:
         if photo.suffix.lower() in IMAGE_EXTENSIONS:
             image = Image.open(photo).convert("RGB")
             scale = 258 / min(image.size)
-            image = image.resize((round(image.width * scale), round(image.height * scale)),
-                                 Image.Resampling.LANCZOS)
+            image = image.resize(
+                (round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS
+            )
             image.save(target / "photos" / f"{photo.stem}.jpg", quality=92)
     total = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     print(f"{target}: {total / 2**20:.1f} MiB")

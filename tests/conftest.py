@@ -14,7 +14,9 @@ import torch
 
 # The real clips: $CENTRIFUGE_TEST_DATA, else ../shared/data beside the checkout.
 SHARED_DATA = Path(
-    os.environ.get("CENTRIFUGE_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    os.environ.get(
+        "CENTRIFUGE_TEST_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    )
 )
 
 
@@ -50,7 +52,11 @@ def random_frames(t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
 
 
 def write_test_video(
-    path: Path, frames: torch.Tensor, fps: float | Fraction = 25, *, lossless: bool = True,
+    path: Path,
+    frames: torch.Tensor,
+    fps: float | Fraction = 25,
+    *,
+    lossless: bool = True,
     audio_seconds: float = 0.0,
 ) -> Path:
     """Write frames [3, T, H, W] with PyAV directly (independent of the code under test)."""

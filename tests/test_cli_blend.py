@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import random_frames, write_test_video
-
 from centrifuge.cli import main
 from centrifuge.video.io import probe_video, read_video
+from conftest import random_frames, write_test_video
 
 
 def test_blend_two_real_clips(shared_data: Path, tmp_path: Path) -> None:

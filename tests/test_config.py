@@ -27,9 +27,18 @@ def test_shipped_configs_load() -> None:
 
 
 def test_overrides_apply_with_yaml_scalars() -> None:
-    config = load_config("tiny", ["train.lr=1e-2", "data.crop=48", "train.grad_clip=null",
-                                  "train.milestones=[10, 20]", "model.decoder_channels=[8, 8]",
-                                  "data.bank=false", "train.optimizer=sgd"])
+    config = load_config(
+        "tiny",
+        [
+            "train.lr=1e-2",
+            "data.crop=48",
+            "train.grad_clip=null",
+            "train.milestones=[10, 20]",
+            "model.decoder_channels=[8, 8]",
+            "data.bank=false",
+            "train.optimizer=sgd",
+        ],
+    )
     assert config.train.lr == 0.01 and config.data.crop == 48
     assert config.train.grad_clip is None and config.train.milestones == (10, 20)
     assert config.model.decoder_channels == (8, 8)
@@ -120,8 +129,15 @@ def test_bad_files_and_names_are_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["tiny", "small", "paper"])
 def test_dumped_config_loads_back_to_the_same_config(name: str, tmp_path: Path) -> None:
-    config = load_config(name, ["train.milestones=[5, 9]", "train.milestone_lrs=[0.1, 0.01]",
-                                "data.alpha_range=[0.3, 0.7]", "model.decoder_channels=[8, 8]"])
+    config = load_config(
+        name,
+        [
+            "train.milestones=[5, 9]",
+            "train.milestone_lrs=[0.1, 0.01]",
+            "data.alpha_range=[0.3, 0.7]",
+            "model.decoder_channels=[8, 8]",
+        ],
+    )
     path = tmp_path / "config.yaml"
     path.write_text(dump_config(config))
     assert load_config(path) == config

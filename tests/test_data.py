@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import random_frames, write_test_video
 
 from centrifuge.data import (
     COLOURS,
@@ -23,6 +22,7 @@ from centrifuge.data import index as index_module
 from centrifuge.data.blend import mixture_weights
 from centrifuge.data.validation import iter_pairs, make_layers, validation_pairs
 from centrifuge.errors import CentrifugeError, DataError
+from conftest import random_frames, write_test_video
 
 
 @pytest.fixture
@@ -112,8 +112,11 @@ def test_same_class_groups_draw_from_one_label(kinetics_tree: Path) -> None:
     folder = VideoFolder(kinetics_tree, short_side=37)
     ds = RandomClips(folder, spec, group=2, same_class=True)
     assert ds[0].shape == (2, 3, 4, 32, 32)
-    unlabeled = VideoFolder(None, short_side=37, entries=[
-        e.__class__(**{**e.__dict__, "label": None}) for e in folder.entries])
+    unlabeled = VideoFolder(
+        None,
+        short_side=37,
+        entries=[e.__class__(**{**e.__dict__, "label": None}) for e in folder.entries],
+    )
     with pytest.raises(DataError):
         RandomClips(unlabeled, spec, group=2, same_class=True)
 
@@ -169,3 +172,21 @@ def test_validation_pairs_are_deterministic_and_distinct(shared_data: Path) -> N
     assert torch.equal(layers[0], layers[0][:, :1].expand_as(layers[0]))
     assert torch.equal(make_layers(*clips, "colour:red")[1, :, 0, 0, 0], torch.tensor([1.0, 0, 0]))
     assert np.isclose(make_layers(*clips, "frozen")[:, :, 1:].std(dim=2).max().item(), 0.0)
+
+
+def test_numbered_frames_are_one_video_and_stills_are_each_one(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from centrifuge.data.index import find_videos, is_frame_sequence
+
+    seq, stills = tmp_path / "seq", tmp_path / "stills"
+    seq.mkdir()
+    stills.mkdir()
+    for i in range(3):
+        Image.new("RGB", (8, 8)).save(seq / f"img_{i:03d}.png")
+    for name in ("beach.jpg", "window_reflection.png"):
+        Image.new("RGB", (8, 8)).save(stills / name)
+    assert is_frame_sequence(["a_1.png", "a_2.png"]) and not is_frame_sequence(["a.png", "b.png"])
+    found = find_videos(tmp_path)
+    assert seq in found and stills not in found
+    assert stills / "beach.jpg" in found and stills / "window_reflection.png" in found

@@ -5,20 +5,27 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_test_video
 from torch import nn
 
 from centrifuge.cli import main
 from centrifuge.downstream import downstream_accuracy, load_classifier, pair_score
 from centrifuge.pretrained import load_model
+from conftest import write_test_video
 
 CLASSES = ["red", "green", "blue"]
 
 
 @pytest.mark.parametrize(
     ("predictions", "labels", "score"),
-    [((0, 1), (0, 1), 1.0), ((1, 0), (0, 1), 1.0), ((0, 2), (0, 1), 0.5), ((2, 0), (0, 1), 0.5),
-     ((2, 2), (0, 1), 0.0), ((0, 0), (0, 1), 0.5), ((1, 1), (1, 1), 1.0)],
+    [
+        ((0, 1), (0, 1), 1.0),
+        ((1, 0), (0, 1), 1.0),
+        ((0, 2), (0, 1), 0.5),
+        ((2, 0), (0, 1), 0.5),
+        ((2, 2), (0, 1), 0.0),
+        ((0, 0), (0, 1), 0.5),
+        ((1, 1), (1, 1), 1.0),
+    ],
 )
 def test_pair_score_is_one_half_or_zero(predictions, labels, score) -> None:
     assert pair_score(predictions, labels) == score
@@ -72,8 +79,9 @@ def labelled(tmp_path_factory) -> tuple[Path, Path]:
 def test_downstream_protocol_wiring(labelled) -> None:
     root, path = labelled
     classifier = load_classifier(path)
-    scores = downstream_accuracy(classifier, load_model("tiny"), root, classes=CLASSES, pairs=6,
-                                 clip_len=8, size=24)
+    scores = downstream_accuracy(
+        classifier, load_model("tiny"), root, classes=CLASSES, pairs=6, clip_len=8, size=24
+    )
     assert scores["pairs"] == 6
     assert scores["clean"] == 1.0  # the classifier is right on clean clips
     assert scores["mixed"] >= 0.5  # top-2 on a blend of two colours finds at least one
@@ -85,9 +93,27 @@ def test_evaluate_cli_adds_downstream_scores(labelled, tmp_path: Path) -> None:
     out = tmp_path / "e.json"
     classes = tmp_path / "classes.txt"
     classes.write_text("\n".join(CLASSES))
-    code = main(["evaluate", "--data", str(root), "--model", "tiny", "--pairs", "4", "--clip-len",
-                 "8", "--size", "24", "--classifier", str(path), "--classes", str(classes),
-                 "--json", str(out)])
+    code = main(
+        [
+            "evaluate",
+            "--data",
+            str(root),
+            "--model",
+            "tiny",
+            "--pairs",
+            "4",
+            "--clip-len",
+            "8",
+            "--size",
+            "24",
+            "--classifier",
+            str(path),
+            "--classes",
+            str(classes),
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     data = json.loads(out.read_text())
     assert set(data["downstream"]) == {"mixed", "separated", "clean", "pairs"}
@@ -98,5 +124,23 @@ def test_bad_classifier_file_is_a_clear_error(labelled, tmp_path: Path) -> None:
     root, _ = labelled
     bad = tmp_path / "bad.pt"
     bad.write_text("nope")
-    assert main(["evaluate", "--data", str(root), "--model", "tiny", "--pairs", "2", "--clip-len",
-                 "8", "--size", "24", "--classifier", str(bad)]) == 2
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(root),
+                "--model",
+                "tiny",
+                "--pairs",
+                "2",
+                "--clip-len",
+                "8",
+                "--size",
+                "24",
+                "--classifier",
+                str(bad),
+            ]
+        )
+        == 2
+    )

@@ -96,8 +96,13 @@ def test_tiles_that_cannot_be_aligned_are_refused(tile: int, tile_overlap: int) 
 
 def test_progress_reaches_the_total() -> None:
     seen: list[tuple[int, int]] = []
-    separate(CopyModel(), random_frames(21, 8, 8), clip_len=8, overlap=3,
-             progress=lambda done, total: seen.append((done, total)))
+    separate(
+        CopyModel(),
+        random_frames(21, 8, 8),
+        clip_len=8,
+        overlap=3,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     assert seen[-1] == (21, 21)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 

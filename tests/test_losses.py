@@ -133,7 +133,8 @@ def test_diversity_metric_and_most_dissimilar_pair() -> None:
     base = torch.rand(1, 1, 3, 2, 6, 6)
     pred = torch.cat([base, base + 0.01, 1 - base, base + 0.02], dim=1)
     d = diversity(pred)
-    assert d.shape == (1,) and d.item() == pytest.approx(video_loss(pred[0, 0], pred[0, 1]).item(),
-                                                         rel=1e-4)
+    assert d.shape == (1,) and d.item() == pytest.approx(
+        video_loss(pred[0, 0], pred[0, 1]).item(), rel=1e-4
+    )
     pair = most_dissimilar(pred)[0].tolist()
     assert 2 in pair and pair[0] < pair[1]

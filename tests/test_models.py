@@ -35,8 +35,9 @@ def test_unknown_endpoint_is_rejected() -> None:
     with pytest.raises(ValueError):
         I3DEncoder(final_endpoint="Mixed_6a")
     with pytest.raises(ValueError):
-        I3DEncoder(final_endpoint="Mixed_3c").forward_endpoints(torch.rand(1, 3, 8, 32, 32),
-                                                                 ["Mixed_4f"])
+        I3DEncoder(final_endpoint="Mixed_3c").forward_endpoints(
+            torch.rand(1, 3, 8, 32, 32), ["Mixed_4f"]
+        )
 
 
 def test_same_padding_matches_tensorflow() -> None:

@@ -7,14 +7,39 @@ from centrifuge import reproduce as rep
 from centrifuge.cli import main
 
 
-def test_table1_writes_markdown_chart_and_json(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
-    fast = rep.Scale("tiny", ("train.steps=2", "data.clip_len=4", "data.crop=32",
-                              "train.batch_size=2", "data.workers=0", "train.warmup_steps=0",
-                              "train.val_every=1000", "train.sample_every=1000"), 2)
+def test_table1_writes_markdown_chart_and_json(
+    shared_data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    fast = rep.Scale(
+        "tiny",
+        (
+            "train.steps=2",
+            "data.clip_len=4",
+            "data.crop=32",
+            "train.batch_size=2",
+            "data.workers=0",
+            "train.warmup_steps=0",
+            "train.val_every=1000",
+            "train.sample_every=1000",
+        ),
+        2,
+    )
     monkeypatch.setitem(rep.SCALES, "tiny", fast)
     out = tmp_path / "rep"
-    code = main(["reproduce", "table1", "--scale", "tiny", "--out", str(out),
-                 "--data", str(shared_data / "train"), "--val", str(shared_data / "val")])
+    code = main(
+        [
+            "reproduce",
+            "table1",
+            "--scale",
+            "tiny",
+            "--out",
+            str(out),
+            "--data",
+            str(shared_data / "train"),
+            "--val",
+            str(shared_data / "val"),
+        ]
+    )
     assert code == 0
     result = json.loads((out / "table1.json").read_text())
     assert [r["row"] for r in result["rows"]] == list(rep.PAPER["table1"])
@@ -23,8 +48,23 @@ def test_table1_writes_markdown_chart_and_json(shared_data: Path, tmp_path: Path
     assert "0.561" in text and "predictor (trained)" in text
     # the trained run is reused, not trained again
     mtime = (out / "runs" / "predictor-2" / "last.pt").stat().st_mtime
-    assert main(["reproduce", "table1", "--scale", "tiny", "--out", str(out),
-                 "--data", str(shared_data / "train"), "--val", str(shared_data / "val")]) == 0
+    assert (
+        main(
+            [
+                "reproduce",
+                "table1",
+                "--scale",
+                "tiny",
+                "--out",
+                str(out),
+                "--data",
+                str(shared_data / "train"),
+                "--val",
+                str(shared_data / "val"),
+            ]
+        )
+        == 0
+    )
     assert (out / "runs" / "predictor-2" / "last.pt").stat().st_mtime == mtime
 
 

@@ -26,8 +26,20 @@ from centrifuge.models.registry import build_model, model_kwargs
 from centrifuge.video.io import probe_video, read_video
 from conftest import random_frames, write_test_video
 
-REPORT_KEYS = {"input", "model", "device", "frames", "fps", "width", "height", "n_outputs",
-               "layers", "preview", "contact_sheet", "seconds"}
+REPORT_KEYS = {
+    "input",
+    "model",
+    "device",
+    "frames",
+    "fps",
+    "width",
+    "height",
+    "n_outputs",
+    "layers",
+    "preview",
+    "contact_sheet",
+    "seconds",
+}
 NTSC = Fraction(30000, 1001)
 
 
@@ -99,8 +111,9 @@ def _check_outputs(folder: Path, source: Path, n_layers: int) -> dict:
 
 
 def test_outputs_keep_frame_count_ntsc_rate_odd_size_and_audio(tmp_path: Path) -> None:
-    source = write_test_video(tmp_path / "ntsc.mp4", random_frames(23, 35, 51), NTSC,
-                              audio_seconds=1.0)
+    source = write_test_video(
+        tmp_path / "ntsc.mp4", random_frames(23, 35, 51), NTSC, audio_seconds=1.0
+    )
     assert probe_video(source).has_audio and probe_video(source).rate == NTSC
     assert _separate(source, "-o", tmp_path / "out", "--model", "tiny", "--clip-len", "16") == 0
     report = _check_outputs(tmp_path / "out" / "ntsc", source, 2)
@@ -121,8 +134,12 @@ def test_real_clip_outputs_keep_its_frame_count_and_rate(shared_data: Path, tmp_
 
 def test_layers_all_writes_every_output_of_the_model(tmp_path: Path) -> None:
     kwargs = model_kwargs("tiny", n_outputs=3)
-    weights = write_weights(build_model("tiny", **kwargs).state_dict(), tmp_path / "3.safetensors",
-                            model_name="tiny", model_kwargs=kwargs)
+    weights = write_weights(
+        build_model("tiny", **kwargs).state_dict(),
+        tmp_path / "3.safetensors",
+        model_name="tiny",
+        model_kwargs=kwargs,
+    )
     source = write_test_video(tmp_path / "clip.mp4", random_frames(9, 32, 40))
     assert _separate(source, "-o", tmp_path / "out", "--model", weights, "--layers", "all") == 0
     report = _check_outputs(tmp_path / "out" / "clip", source, 3)
@@ -220,14 +237,18 @@ def test_corrupt_input_fails_with_one_line_and_leaves_nothing(
 def test_a_bad_input_is_reported_and_the_good_ones_are_still_separated(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    good = [write_test_video(tmp_path / f"{name}.mp4", random_frames(5, 32, 32, seed=seed))
-            for seed, name in enumerate(["first", "last"])]
+    good = [
+        write_test_video(tmp_path / f"{name}.mp4", random_frames(5, 32, 32, seed=seed))
+        for seed, name in enumerate(["first", "last"])
+    ]
     bad = _make_corrupt("text", tmp_path)
     assert _separate(good[0], bad, good[1], "-o", tmp_path / "out", "--model", "tiny") == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if "error" in line]
-    assert errors == [f"centrifuge separate: error: {bad}: not a readable video or image "
-                      "(corrupt or unknown format)."]
+    assert errors == [
+        f"centrifuge separate: error: {bad}: not a readable video or image "
+        "(corrupt or unknown format)."
+    ]
     for source in good:
         _check_outputs(tmp_path / "out" / source.stem, source, 2)
     assert not (tmp_path / "out" / "text").exists()
@@ -299,8 +320,21 @@ def _writing_preview(folder: Path) -> bool:
 def test_sigkill_leaves_partial_data_only_under_hidden_names(tmp_path: Path, until) -> None:
     source = write_test_video(tmp_path / "long.mp4", random_frames(64, 32, 48))
     folder = tmp_path / "out" / "long"
-    command = [sys.executable, "-m", "centrifuge", "separate", str(source), "-o",
-               str(tmp_path / "out"), "--model", "tiny", "--clip-len", "16", "--overlap", "4"]
+    command = [
+        sys.executable,
+        "-m",
+        "centrifuge",
+        "separate",
+        str(source),
+        "-o",
+        str(tmp_path / "out"),
+        "--model",
+        "tiny",
+        "--clip-len",
+        "16",
+        "--overlap",
+        "4",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -390,8 +424,9 @@ def test_memory_is_bounded_by_the_window_not_the_video(tmp_path: Path) -> None:
     for frames in (200, 2000):
         video = write_test_video(tmp_path / f"v{frames}.mp4", random_frames(frames, 32, 48, frames))
         command = [sys.executable, str(tmp_path / "child.py"), str(video), str(tmp_path / "out")]
-        runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True))
+        runs.append(
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        )
     (code_short, peak_short), (code_long, peak_long) = [
         json.loads(run.communicate(timeout=300)[0].splitlines()[-1]) for run in runs
     ]

@@ -26,16 +26,37 @@ from centrifuge.train import Trainer
 
 # Short real clips (16 to 32 frames, 256 x 256): their clip bank builds in about a second.
 TRAIN_VIDEOS = [
-    "anyv2v__ballet_street", "anyv2v__couple_affection", "anyv2v__kitten_wooden_floor",
-    "anyv2v__man_walking", "anyv2v__old_man_exercise", "vid2vid-zero__cow_walking",
-    "vid2vid-zero__lion_roaring", "flatten__trucks_race",
+    "anyv2v__ballet_street",
+    "anyv2v__couple_affection",
+    "anyv2v__kitten_wooden_floor",
+    "anyv2v__man_walking",
+    "anyv2v__old_man_exercise",
+    "vid2vid-zero__cow_walking",
+    "vid2vid-zero__lion_roaring",
+    "flatten__trucks_race",
 ]
 # One torch thread everywhere: exact repeats across processes, and no spinning threads on a busy
 # machine.
-SMALL = ["data.clip_len=8", "data.crop=32", "train.batch_size=4", "data.workers=0",
-         "train.threads=1", "train.log_every=1", "train.lr=0.002", "train.sample_every=1000"]
-CHECKPOINT_KEYS = {"model_name", "model_kwargs", "model", "optimizer", "step", "config", "rng",
-                   "versions"}
+SMALL = [
+    "data.clip_len=8",
+    "data.crop=32",
+    "train.batch_size=4",
+    "data.workers=0",
+    "train.threads=1",
+    "train.log_every=1",
+    "train.lr=0.002",
+    "train.sample_every=1000",
+]
+CHECKPOINT_KEYS = {
+    "model_name",
+    "model_kwargs",
+    "model",
+    "optimizer",
+    "step",
+    "config",
+    "rng",
+    "versions",
+}
 TIMEOUT = 120
 
 
@@ -63,9 +84,20 @@ def tiny_run(train_clips: Path, shared_data: Path, tmp_path_factory: pytest.Temp
     """20 steps of the tiny model in-process, with validation and checkpoints every 5 steps.
     Plain (not residual) outputs: training starts from a random function, far above the data."""
     threads = torch.get_num_threads()
-    config = load_config("tiny", [*SMALL, "train.steps=20", "train.seed=0", "model.residual=false",
-                                  "train.ckpt_every=5", "train.keep_last=2", "train.val_every=10",
-                                  "train.val_pairs=2", "train.sample_every=20"])
+    config = load_config(
+        "tiny",
+        [
+            *SMALL,
+            "train.steps=20",
+            "train.seed=0",
+            "model.residual=false",
+            "train.ckpt_every=5",
+            "train.keep_last=2",
+            "train.val_every=10",
+            "train.val_pairs=2",
+            "train.sample_every=20",
+        ],
+    )
     out = tmp_path_factory.mktemp("tiny") / "run"
     trainer = Trainer(config, data=train_clips, val=shared_data / "val", out=out, device="cpu")
     summary = trainer.fit()
@@ -85,8 +117,17 @@ def _losses(run: Path) -> dict[int, float]:
 
 def _train_command(data: Path, out: Path, *settings: str, resume: bool = False) -> list[str]:
     sets = [arg for s in [*SMALL, *settings] for arg in ("--set", s)]
-    return ["train", "--data", str(data), "--out", str(out), "--device", "cpu", *sets,
-            *(["--resume"] if resume else [])]
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        *sets,
+        *(["--resume"] if resume else []),
+    ]
 
 
 def _environment() -> dict[str, str]:
@@ -99,8 +140,9 @@ def _spawn(args: list[str], *, torchrun: int = 0, script: Path | None = None) ->
     launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}"]
     program = [str(script)] if script is not None else ["-m", "centrifuge"]
     command = [sys.executable, *(launcher if torchrun else []), *program, *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_environment())
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment()
+    )
 
 
 def _finish(proc: subprocess.Popen) -> tuple[int, str, str]:
@@ -184,8 +226,10 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_losses(
     assert _losses(tmp_path / "killed") == expected
     logged = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").open()]
     assert logged == list(range(1, 13))  # what the killed run logged after its checkpoint is gone
-    digests = [json.loads((tmp_path / run / "summary.json").read_text())["weights_digests"]
-               for run in ("whole", "killed")]
+    digests = [
+        json.loads((tmp_path / run / "summary.json").read_text())["weights_digests"]
+        for run in ("whole", "killed")
+    ]
     assert digests[0] == digests[1]
 
 
@@ -297,8 +341,9 @@ def test_sigint_stops_after_the_current_step_with_a_checkpoint(
             os.kill(os.getpid(), signal.SIGINT)
 
     config = load_config("tiny", [*SMALL, "train.steps=50", "train.ckpt_every=1000"])
-    trainer = Trainer(config, data=train_clips, out=tmp_path / "run", device="cpu",
-                      callback=interrupt)
+    trainer = Trainer(
+        config, data=train_clips, out=tmp_path / "run", device="cpu", callback=interrupt
+    )
     handler = signal.getsignal(signal.SIGINT)
     summary = trainer.fit()
     assert summary["stopped_by"] == "SIGINT" and summary["step"] == 3

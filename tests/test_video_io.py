@@ -7,10 +7,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import random_frames, write_test_video
 
 from centrifuge.errors import OutputExistsError, VideoError
 from centrifuge.video.io import VideoReader, VideoWriter, probe_video, read_video, write_video
+from conftest import random_frames, write_test_video
 
 
 def test_lossless_round_trip_is_exact(tmp_path: Path) -> None:
@@ -23,7 +23,7 @@ def test_lossless_round_trip_is_exact(tmp_path: Path) -> None:
 
 def test_read_generated_video_matches_written_frames(video_file) -> None:
     path, frames = video_file
-    back, fps = read_video(path)
+    back, _ = read_video(path)
     assert back.dtype == torch.float32 and back.shape == (3, 40, 48, 64)
     assert torch.equal(back, frames)
 
@@ -50,7 +50,7 @@ def test_real_clip_info_and_resize(shared_data: Path) -> None:
     assert (info.frames, info.fps, info.width, info.height) == (795, 10.0, 480, 360)
     clip, fps = read_video(path, start=100, num_frames=16, size=129)
     assert clip.shape == (3, 16, 129, 172) and fps == 10.0
-    assert 0.0 <= clip.min() and clip.max() <= 1.0
+    assert clip.min() >= 0.0 and clip.max() <= 1.0
 
 
 def test_streaming_windows_cover_the_video(video_file) -> None:
@@ -138,8 +138,9 @@ def _audio_only(tmp_path: Path) -> Path:
     with av.open(str(path), "w", format="mp4") as c:
         s = c.add_stream("aac", rate=44100)
         for i in range(10):
-            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp",
-                                            layout="mono")
+            fr = av.AudioFrame.from_ndarray(
+                np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+            )
             fr.sample_rate, fr.pts = 44100, i * 1024
             for p in s.encode(fr):
                 c.mux(p)

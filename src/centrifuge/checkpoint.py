@@ -4,7 +4,8 @@
   "config", "rng", "versions"}`` (no scheduler: the learning rate is a function of the step),
   written atomically and loaded with ``torch.load(weights_only=True)``: no pickled classes, so they
   survive code moves.
-* Weights (``.safetensors``): the model's state dict, with ``model_name`` and ``model_kwargs`` (JSON)
+* Weights (``.safetensors``): the model's state dict, with ``model_name`` and ``model_kwargs``
+(JSON)
   in the file's metadata so that the architecture can be rebuilt without code guessing.
 """
 
@@ -61,7 +62,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except FileNotFoundError:
         raise ModelError(f"{path}: no such checkpoint.") from None
     except Exception as exc:
-        raise ModelError(f"{path}: not a centrifuge checkpoint ({exc.__class__.__name__}).") from exc
+        raise ModelError(
+            f"{path}: not a centrifuge checkpoint ({exc.__class__.__name__})."
+        ) from exc
     if not isinstance(state, dict) or "model" not in state or "model_kwargs" not in state:
         raise ModelError(f"{path}: not a centrifuge checkpoint (no model state).")
     return state
@@ -72,23 +75,32 @@ def _json_kwargs(kwargs: dict[str, Any]) -> str:
 
 
 def write_weights(
-    state_dict: dict[str, torch.Tensor], path: str | os.PathLike, *, model_name: str,
-    model_kwargs: dict[str, Any], extra: dict[str, str] | None = None,
+    state_dict: dict[str, torch.Tensor],
+    path: str | os.PathLike,
+    *,
+    model_name: str,
+    model_kwargs: dict[str, Any],
+    extra: dict[str, str] | None = None,
 ) -> Path:
     """Save a state dict as safetensors with the architecture in the metadata, atomically."""
     path = Path(path)
     tmp = _atomic_target(path)
     meta = {"model_name": model_name, "model_kwargs": _json_kwargs(model_kwargs), **(extra or {})}
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in state_dict.items()}, str(tmp),
-                  metadata=meta)
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
+            str(tmp),
+            metadata=meta,
+        )
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], str, dict[str, Any], dict]:
+def read_weights(
+    path: str | os.PathLike,
+) -> tuple[dict[str, torch.Tensor], str, dict[str, Any], dict]:
     """``(state_dict, model_name, model_kwargs, metadata)`` of a safetensors weights file."""
     try:
         with safe_open(str(path), framework="pt") as f:

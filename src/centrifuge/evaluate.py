@@ -67,33 +67,51 @@ class Report:
     def table(self) -> str:
         """A readable table: loss, PSNR and SSIM of the model and the baselines."""
         rows = [("model", self.loss["model"], self.psnr_db["model"], self.ssim["model"])]
-        rows.append(("identity", self.loss["identity"], self.psnr_db["identity"], self.ssim["identity"]))
+        rows.append(
+            ("identity", self.loss["identity"], self.psnr_db["identity"], self.ssim["identity"])
+        )
         if self.untrained:
-            rows.append(("untrained", self.untrained["loss"], self.untrained["psnr_db"],
-                         self.untrained["ssim"]))
+            rows.append(
+                (
+                    "untrained",
+                    self.untrained["loss"],
+                    self.untrained["psnr_db"],
+                    self.untrained["ssim"],
+                )
+            )
         t, h, w = self.clip
-        lines = [f"{self.model}: {self.pairs} blends of {self.variant} pairs, {t}x{h}x{w}, "
-                 f"seed {self.seed}",
-                 f"{'':10} {'loss':>8} {'PSNR dB':>8} {'SSIM':>6}"]
+        lines = [
+            f"{self.model}: {self.pairs} blends of {self.variant} pairs, {t}x{h}x{w}, "
+            f"seed {self.seed}",
+            f"{'':10} {'loss':>8} {'PSNR dB':>8} {'SSIM':>6}",
+        ]
         lines += [f"{n:10} {lo:8.4f} {p:8.2f} {s:6.3f}" for n, lo, p, s in rows]
         ratio = self.loss["model"] / self.loss["identity"] if self.loss["identity"] else math.nan
-        lines.append(f"loss / identity = {ratio:.3f}; diversity min_i!=j l(Oi, Oj) = {self.diversity:.4f}")
+        lines.append(
+            f"loss / identity = {ratio:.3f}; diversity min_i!=j l(Oi, Oj) = {self.diversity:.4f}"
+        )
         if self.downstream:
             d = self.downstream
-            lines.append(f"downstream accuracy (1 / 0.5 / 0 per pair): mixed {d['mixed']:.3f}, "
-                         f"separated {d['separated']:.3f}, clean {d['clean']:.3f}")
+            lines.append(
+                f"downstream accuracy (1 / 0.5 / 0 per pair): mixed {d['mixed']:.3f}, "
+                f"separated {d['separated']:.3f}, clean {d['clean']:.3f}"
+            )
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
         head = "| | loss | PSNR (dB) | SSIM |\n|---|---|---|---|\n"
-        rows = [f"| {self.model} | {self.loss['model']:.4f} | {self.psnr_db['model']:.2f} | "
-                f"{self.ssim['model']:.3f} |",
-                f"| identity | {self.loss['identity']:.4f} | {self.psnr_db['identity']:.2f} | "
-                f"{self.ssim['identity']:.3f} |"]
+        rows = [
+            f"| {self.model} | {self.loss['model']:.4f} | {self.psnr_db['model']:.2f} | "
+            f"{self.ssim['model']:.3f} |",
+            f"| identity | {self.loss['identity']:.4f} | {self.psnr_db['identity']:.2f} | "
+            f"{self.ssim['identity']:.3f} |",
+        ]
         return head + "\n".join(rows) + "\n"
 
 
-def _scores(pred: torch.Tensor, layers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _scores(
+    pred: torch.Tensor, layers: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-sample loss, PSNR and SSIM (means over the K matched layers): three ``[B]``."""
     cost, match = best_assignment(pairwise_l1_grad(pred, layers))
     matched = reorder_layers(pred, match)  # [B, K, C, T, H, W]
@@ -167,12 +185,18 @@ def evaluate(
     n = len(specs)
     mean = {k: (v / n).tolist() for k, v in sums.items()}
     report = Report(
-        model=model_name, pairs=n, seed=seed, clip=[clip_len, size, size], variant=variant,
+        model=model_name,
+        pairs=n,
+        seed=seed,
+        clip=[clip_len, size, size],
+        variant=variant,
         loss={"model": mean["model"][0], "identity": mean["identity"][0]},
         psnr_db={"model": mean["model"][1], "identity": mean["identity"][1]},
         ssim={"model": mean["model"][2], "identity": mean["identity"][2]},
-        diversity=div_sum / n, n_outputs=int(getattr(model, "n_outputs", 0)),
-        seconds=round(time.monotonic() - started, 2), per_pair_loss=per_pair,
+        diversity=div_sum / n,
+        n_outputs=int(getattr(model, "n_outputs", 0)),
+        seconds=round(time.monotonic() - started, 2),
+        per_pair_loss=per_pair,
     )
     if untrained is not None:
         u = mean["untrained"]

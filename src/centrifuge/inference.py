@@ -118,8 +118,13 @@ class Separator:
             for left in _tiles(w, tile, self.tile_overlap):
                 th, tw = min(tile, h), min(tile, w)
                 pred = self._forward(x[:, :, top : top + th, left : left + tw])
-                region = (slice(None), slice(None), slice(None), slice(top, top + th),
-                          slice(left, left + tw))
+                region = (
+                    slice(None),
+                    slice(None),
+                    slice(None),
+                    slice(top, top + th),
+                    slice(left, left + tw),
+                )
                 seen = weight[region] > 0
                 if seen.any():  # align this tile's layer order to the tiles already placed
                     mask = seen.expand_as(pred)
@@ -191,8 +196,11 @@ class Separator:
             # frames before the next window's first frame will not change any more
             done = start + t - self.overlap - pending_start
             if done > 0:
-                yield (pending_start, pending[:, :, :done] / pending_w[:, :, :done],
-                       pending_in[:, :done])
+                yield (
+                    pending_start,
+                    pending[:, :, :done] / pending_w[:, :, :done],
+                    pending_in[:, :done],
+                )
                 pending, pending_w = pending[:, :, done:].clone(), pending_w[:, :, done:].clone()
                 pending_in = pending_in[:, done:]
                 pending_start += done
@@ -223,8 +231,15 @@ def separate(
     Returns:
         ``[N, C, T, H, W]`` float32 (not clamped).
     """
-    sep = Separator(model, clip_len=clip_len, overlap=overlap, size=size, tile=tile,
-                    tile_overlap=tile_overlap, device=device)
+    sep = Separator(
+        model,
+        clip_len=clip_len,
+        overlap=overlap,
+        size=size,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        device=device,
+    )
     total = frames.shape[1]
     hop = clip_len - overlap
 

@@ -1,4 +1,4 @@
-"""Per-layer quality metrics, computed after PIT alignment: PSNR and SSIM of videos in ``[0, 1]``."""
+"""Per-layer quality metrics after PIT alignment: PSNR and SSIM of videos in ``[0, 1]``."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def _gaussian(size: int, sigma: float, dtype: torch.dtype, device: torch.device)
     return g / g.sum()
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, *, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim(
+    pred: torch.Tensor, target: torch.Tensor, *, window: int = 11, sigma: float = 1.5
+) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004) over ``[..., C, T, H, W]`` -> ``[...]``.
 
     Computed per frame and channel with an 11x11 Gaussian window (sigma 1.5), constants

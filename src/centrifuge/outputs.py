@@ -192,7 +192,11 @@ def _label_strip(labels: list[str], width: int) -> np.ndarray:
 
 
 def _write_preview(
-    input_path: Path, layer_files: list[Path], target: Path, fps, force: bool,
+    input_path: Path,
+    layer_files: list[Path],
+    target: Path,
+    fps,
+    force: bool,
     shape: tuple[int, int],
 ) -> list[list[torch.Tensor]]:
     """Input | layers side by side; returns contact-sheet frames (one list per stream)."""
@@ -205,8 +209,14 @@ def _write_preview(
     readers = [VideoReader(p, shape=(ph, pw)).frames() for p in [input_path, *layer_files]]
     picks = set(np.linspace(0, info.frames - 1, CONTACT_COLUMNS).round().astype(int).tolist())
     contact: list[list[torch.Tensor]] = [[] for _ in readers]
-    writer = VideoWriter(target, fps=fps, width=pw * len(readers), height=ph + strip.shape[0],
-                         audio_from=input_path, overwrite=force)
+    writer = VideoWriter(
+        target,
+        fps=fps,
+        width=pw * len(readers),
+        height=ph + strip.shape[0],
+        audio_from=input_path,
+        overwrite=force,
+    )
     try:
         for t, frames in enumerate(zip(*readers)):
             writer.write(np.concatenate([strip, np.concatenate(frames, axis=1)], axis=0)[None])
@@ -247,8 +257,16 @@ def separate_file(
     try:
         reader = VideoReader(input_path)
         shape = reader.shape
-        raw = [VideoWriter(work / f"out_{i}.mp4", fps=info.rate, width=shape[1], height=shape[0],
-                           audio_from=input_path) for i in range(n)]
+        raw = [
+            VideoWriter(
+                work / f"out_{i}.mp4",
+                fps=info.rate,
+                width=shape[1],
+                height=shape[0],
+                audio_from=input_path,
+            )
+            for i in range(n)
+        ]
         encoder = _Encoder(raw)
         stats = _Stats(n)
         windows = _threaded(reader.windows(options.clip_len, options.overlap))
@@ -271,8 +289,9 @@ def separate_file(
         chosen = stats.choose(options.layers)
         for src, dst in zip((produced[i] for i in chosen), paths["layers"]):
             os.replace(src, dst)
-        contact = _write_preview(input_path, paths["layers"], paths["preview"], info.rate,
-                                 options.force, shape)
+        contact = _write_preview(
+            input_path, paths["layers"], paths["preview"], info.rate, options.force, shape
+        )
         labels = ["input"] + [f"layer {i + 1}" for i in range(m)]
         sheet = image_grid(contact, row_labels=labels, cell_height=CONTACT_HEIGHT)
         save_png(sheet, paths["contact"])
@@ -304,7 +323,6 @@ def separate_file(
     return report
 
 
-
 def separate_inputs(
     separator: Separator,
     inputs: list[str | os.PathLike],
@@ -322,15 +340,31 @@ def separate_inputs(
     for path in map(str, inputs):
         first = stems.setdefault(Path(path).stem, path)
         if first != path:
-            yield path, CentrifugeError(f"{path}: same name as {first}, whose outputs it would "
-                                        "overwrite (separate it in another call or rename it).")
+            yield (
+                path,
+                CentrifugeError(
+                    f"{path}: same name as {first}, whose outputs it would "
+                    "overwrite (separate it in another call or rename it)."
+                ),
+            )
             continue
         report_progress = None
         if progress is not None:
+
             def report_progress(done: int, total: int, path: str = path) -> None:
                 progress(path, done, total)
+
         try:
-            yield path, separate_file(separator, path, out_dir, options, model_name=model_name,
-                                      progress=report_progress)
+            yield (
+                path,
+                separate_file(
+                    separator,
+                    path,
+                    out_dir,
+                    options,
+                    model_name=model_name,
+                    progress=report_progress,
+                ),
+            )
         except CentrifugeError as exc:
             yield path, exc

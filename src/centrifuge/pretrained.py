@@ -62,7 +62,9 @@ def _from_state(name: str, kwargs: dict, state: dict, source: str) -> Centrifuge
 
 
 def load_model(
-    name_or_path: str | os.PathLike, *, device: str | torch.device = "cpu",
+    name_or_path: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
     allow_untrained: bool = True,
 ) -> CentrifugeNet:
     """A model in eval mode from a registered name, a ``.safetensors`` file or a ``.pt`` checkpoint.
@@ -86,7 +88,8 @@ def load_model(
         path = Path(text)
         if not path.exists():
             raise ModelError(
-                f"{text}: neither a registered model ({', '.join(MODEL_CONFIGS)}) nor an existing file."
+                f"{text}: neither a registered model ({', '.join(MODEL_CONFIGS)}) "
+                "nor an existing file."
             )
     if path.suffix == ".safetensors":
         state, name, kwargs, _ = read_weights(path)

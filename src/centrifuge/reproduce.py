@@ -36,9 +36,19 @@ class Scale:
 
 SCALES: dict[str, Scale] = {
     # CPU: minutes per run. 8x64x64 clips, a few hundred steps: trends, not the paper's numbers.
-    "tiny": Scale("tiny", ("train.steps=150", "data.clip_len=8", "train.warmup_steps=10",
-                           "model.residual=true", "train.ckpt_every=50",
-                           "train.sample_every=1000", "train.val_every=100000"), 24),
+    "tiny": Scale(
+        "tiny",
+        (
+            "train.steps=150",
+            "data.clip_len=8",
+            "train.warmup_steps=10",
+            "model.residual=true",
+            "train.ckpt_every=50",
+            "train.sample_every=1000",
+            "train.val_every=100000",
+        ),
+        24,
+    ),
     # One GPU: ~minutes per run with the small architecture.
     "small": Scale("small", ("train.steps=3000", "train.val_every=100000"), 64),
     # The paper's recipe (240k steps per run): for GPU clusters.
@@ -48,17 +58,36 @@ SCALES: dict[str, Scale] = {
 # The paper's figures (CVPR 2019), validation loss on Kinetics-600.
 PAPER: dict[str, dict[str, float]] = {
     "table1": {"identity": 0.361, "predictor (no training)": 0.561, "predictor (trained)": 0.187},
-    "table2": {"predictor, 2 outputs": 0.187, "predictor, 4 outputs": 0.159,
-               "predictor, 8 outputs": 0.151, "predictor, 12 outputs": 0.150,
-               "predictor-corrector, 2 outputs": 0.172, "predictor-corrector, 4 outputs": 0.133},
-    "table3": {"train frozen / test 2 frozen": 0.165, "train frozen / test 2 normal": 0.233,
-               "train frozen / test 1 frozen 1 normal": 0.198,
-               "train normal / test 2 frozen": 0.205, "train normal / test 2 normal": 0.133,
-               "train normal / test 1 frozen 1 normal": 0.127},
+    "table2": {
+        "predictor, 2 outputs": 0.187,
+        "predictor, 4 outputs": 0.159,
+        "predictor, 8 outputs": 0.151,
+        "predictor, 12 outputs": 0.150,
+        "predictor-corrector, 2 outputs": 0.172,
+        "predictor-corrector, 4 outputs": 0.133,
+    },
+    "table3": {
+        "train frozen / test 2 frozen": 0.165,
+        "train frozen / test 2 normal": 0.233,
+        "train frozen / test 1 frozen 1 normal": 0.198,
+        "train normal / test 2 frozen": 0.205,
+        "train normal / test 2 normal": 0.133,
+        "train normal / test 1 frozen 1 normal": 0.127,
+    },
     "table4": {"Mixed_3c (7 conv layers)": 0.214, "Mixed_4f (17)": 0.181, "Mixed_5c (21)": 0.187},
 }
 # Fig. 4 gives bars only; the order of its bars (easiest first) is what the text supports.
-FIG4_PAPER_ORDER = ["black", "white", "cyan", "yellow", "red", "blue", "Kinetics", "magenta", "green"]
+FIG4_PAPER_ORDER = [
+    "black",
+    "white",
+    "cyan",
+    "yellow",
+    "red",
+    "blue",
+    "Kinetics",
+    "magenta",
+    "green",
+]
 
 
 def _predictor(n: int) -> tuple[str, ...]:
@@ -78,23 +107,46 @@ TABLES: dict[str, list[tuple[str, str | None, tuple[str, ...], str, str]]] = {
         ("predictor (trained)", "predictor-2", _predictor(2), "normal", "model"),
     ],
     "table2": [
-        *[(f"predictor, {n} outputs", f"predictor-{n}", _predictor(n), "normal", "model")
-          for n in (2, 4, 8, 12)],
-        *[(f"predictor-corrector, {n} outputs", f"pc-{n}", _pc(n), "normal", "model") for n in (2, 4)],
+        *[
+            (f"predictor, {n} outputs", f"predictor-{n}", _predictor(n), "normal", "model")
+            for n in (2, 4, 8, 12)
+        ],
+        *[
+            (f"predictor-corrector, {n} outputs", f"pc-{n}", _pc(n), "normal", "model")
+            for n in (2, 4)
+        ],
     ],
     "table3": [
-        *[(f"train frozen / test {t}", "pc-4-frozen", (*_pc(4), "data.frozen=true"), v, "model")
-          for t, v in (("2 frozen", "frozen"), ("2 normal", "normal"),
-                       ("1 frozen 1 normal", "one-frozen"))],
-        *[(f"train normal / test {t}", "pc-4", _pc(4), v, "model")
-          for t, v in (("2 frozen", "frozen"), ("2 normal", "normal"),
-                       ("1 frozen 1 normal", "one-frozen"))],
+        *[
+            (f"train frozen / test {t}", "pc-4-frozen", (*_pc(4), "data.frozen=true"), v, "model")
+            for t, v in (
+                ("2 frozen", "frozen"),
+                ("2 normal", "normal"),
+                ("1 frozen 1 normal", "one-frozen"),
+            )
+        ],
+        *[
+            (f"train normal / test {t}", "pc-4", _pc(4), v, "model")
+            for t, v in (
+                ("2 frozen", "frozen"),
+                ("2 normal", "normal"),
+                ("1 frozen 1 normal", "one-frozen"),
+            )
+        ],
     ],
     "table4": [
-        (label, f"predictor-2-{end}", (*_predictor(2), f"model.final_endpoint={end}"), "normal",
-         "model")
-        for label, end in (("Mixed_3c (7 conv layers)", "Mixed_3c"), ("Mixed_4f (17)", "Mixed_4f"),
-                           ("Mixed_5c (21)", "Mixed_5c"))
+        (
+            label,
+            f"predictor-2-{end}",
+            (*_predictor(2), f"model.final_endpoint={end}"),
+            "normal",
+            "model",
+        )
+        for label, end in (
+            ("Mixed_3c (7 conv layers)", "Mixed_3c"),
+            ("Mixed_4f (17)", "Mixed_4f"),
+            ("Mixed_5c (21)", "Mixed_5c"),
+        )
     ],
     "fig4": [
         *[(name, "pc-4", _pc(4), f"colour:{name}", "model") for name in COLOURS],
@@ -117,8 +169,15 @@ def _untrained(model):
     return untrained_like(model, residual=False)
 
 
-def _train(name: str, overrides: tuple[str, ...], scale: Scale, data: Path, out: Path,
-           device: str, progress: Callable[[str], None] | None) -> Path:
+def _train(
+    name: str,
+    overrides: tuple[str, ...],
+    scale: Scale,
+    data: Path,
+    out: Path,
+    device: str,
+    progress: Callable[[str], None] | None,
+) -> Path:
     run = out / "runs" / name
     config = load_config(scale.config, [*scale.overrides, *overrides])
     done = run / "summary.json"
@@ -159,14 +218,32 @@ def reproduce(
         cfg = load_config(sc.config, [*sc.overrides, *overrides])
         if progress is not None:
             progress(f"evaluating {label}")
-        report = evaluate(model, val, model_name=run, pairs=sc.pairs, clip_len=cfg.data.clip_len,
-                          size=cfg.data.crop, variant=variant,
-                          untrained=_untrained(model) if kind == "untrained" else None)
-        value = {"model": report.loss["model"], "identity": report.loss["identity"],
-                 "untrained": (report.untrained or {}).get("loss")}[kind]
-        rows.append({"row": label, "loss": value, "identity": report.loss["identity"],
-                     "psnr_db": report.psnr_db["model"] if kind == "model" else None,
-                     "paper": PAPER.get(table, {}).get(label), "run": run, "variant": variant})
+        report = evaluate(
+            model,
+            val,
+            model_name=run,
+            pairs=sc.pairs,
+            clip_len=cfg.data.clip_len,
+            size=cfg.data.crop,
+            variant=variant,
+            untrained=_untrained(model) if kind == "untrained" else None,
+        )
+        value = {
+            "model": report.loss["model"],
+            "identity": report.loss["identity"],
+            "untrained": (report.untrained or {}).get("loss"),
+        }[kind]
+        rows.append(
+            {
+                "row": label,
+                "loss": value,
+                "identity": report.loss["identity"],
+                "psnr_db": report.psnr_db["model"] if kind == "model" else None,
+                "paper": PAPER.get(table, {}).get(label),
+                "run": run,
+                "variant": variant,
+            }
+        )
     result = {"table": table, "scale": scale, "data": str(data), "val": str(val), "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{table}.json").write_text(json.dumps(result, indent=2))
@@ -177,9 +254,12 @@ def reproduce(
 
 def to_markdown(result: dict) -> str:
     table, rows = result["table"], result["rows"]
-    lines = [f"## {table} (scale: {result['scale']})", "",
-             "| | ours: loss | ours: loss / identity | paper: loss | paper: loss / identity |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"## {table} (scale: {result['scale']})",
+        "",
+        "| | ours: loss | ours: loss / identity | paper: loss | paper: loss / identity |",
+        "|---|---|---|---|---|",
+    ]
     paper_identity = PAPER["table1"]["identity"]
     for r in rows:
         paper = r["paper"]
@@ -189,11 +269,17 @@ def to_markdown(result: dict) -> str:
         )
     if table == "fig4":
         ours = [r["row"] for r in sorted(rows, key=lambda r: r["loss"])]
-        lines += ["", f"Ours, easiest first: {', '.join(ours)}.",
-                  f"Paper's Fig. 4, easiest first: {', '.join(FIG4_PAPER_ORDER)} (bars only)."]
-    lines += ["", f"Training data: `{result['data']}`; evaluation: `{result['val']}` "
-              "(fixed seeded blends, alpha = 0.5). Loss = the paper's Eq. 2-3 as fixed in DESIGN.md; "
-              "the paper's own identity baseline is 0.361 on Kinetics, so compare ratios."]
+        lines += [
+            "",
+            f"Ours, easiest first: {', '.join(ours)}.",
+            f"Paper's Fig. 4, easiest first: {', '.join(FIG4_PAPER_ORDER)} (bars only).",
+        ]
+    lines += [
+        "",
+        f"Training data: `{result['data']}`; evaluation: `{result['val']}` "
+        "(fixed seeded blends, alpha = 0.5). Loss = the paper's Eq. 2-3 as fixed in DESIGN.md; "
+        "the paper's own identity baseline is 0.361 on Kinetics, so compare ratios.",
+    ]
     return "\n".join(lines) + "\n"
 
 

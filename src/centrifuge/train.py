@@ -76,16 +76,20 @@ def _gather_batch(ds: torch.utils.data.Dataset, indices: range) -> torch.Tensor:
     for j, i in enumerate(indices):
         if isinstance(ds, Interleave) and ds.uses_extra(i):
             out[j] = ds.extra[i]
-        elif (main.group is not None or not isinstance(main.source, ClipBank)
-              or main.source.data.device.type == "cpu"):  # on a CPU, slices beat one big gather
+        elif (
+            main.group is not None
+            or not isinstance(main.source, ClipBank)
+            or main.source.data.device.type == "cpu"
+        ):  # on a CPU, slices beat one big gather
             out[j] = main[i]
         else:
             draws.append((j, main.draw(i)))
     if draws:
         slots, items = zip(*draws)
         videos, frames, tops, lefts, flips = zip(*items)
-        clips = main.source.read_batch(list(videos), torch.stack(frames), list(tops), list(lefts),
-                                       main.spec.crop, list(flips))
+        clips = main.source.read_batch(
+            list(videos), torch.stack(frames), list(tops), list(lefts), main.spec.crop, list(flips)
+        )
         for j, clip in zip(slots, clips):
             out[j] = clip
     return torch.stack(out)
@@ -118,9 +122,16 @@ class Trainer:
     """
 
     def __init__(
-        self, config: Config, *, data: str | os.PathLike, out: str | os.PathLike,
-        val: str | os.PathLike | None = None, resume: bool = False, force: bool = False,
-        device: str = "auto", callback: Callable[[dict[str, Any]], None] | None = None,
+        self,
+        config: Config,
+        *,
+        data: str | os.PathLike,
+        out: str | os.PathLike,
+        val: str | os.PathLike | None = None,
+        resume: bool = False,
+        force: bool = False,
+        device: str = "auto",
+        callback: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.out = Path(out)
         self.rank, self.world, local_rank = _distributed()
@@ -158,8 +169,12 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.forward = torch.compile(self.net) if tc.compile else self.net
-        self.spec = ClipSpec(clip_len=config.data.clip_len, crop=config.data.crop,
-                             stride=config.data.stride, scale=config.data.scale)
+        self.spec = ClipSpec(
+            clip_len=config.data.clip_len,
+            crop=config.data.crop,
+            stride=config.data.stride,
+            scale=config.data.scale,
+        )
         self.train_entries = scan_folder(data)
         self.val_layers = self._load_validation(val) if val is not None else None
         self._stop: str | None = None
@@ -181,8 +196,10 @@ class Trainer:
             source = last if last.exists() else (saved[-1] if saved else None)
             return load_checkpoint(source) if source is not None else None
         if (self.out / "config.yaml").exists() and not force:
-            raise OutputExistsError(f"{self.out} already holds a run: pass --resume to continue it "
-                                    "or --force to start again.")
+            raise OutputExistsError(
+                f"{self.out} already holds a run: pass --resume to continue it "
+                "or --force to start again."
+            )
         return None
 
     def _forget_later_steps(self) -> None:
@@ -207,8 +224,9 @@ class Trainer:
         tc = self.config.train
         params = self.model.parameters()
         if tc.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum,
-                                   weight_decay=tc.weight_decay)
+            return torch.optim.SGD(
+                params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
+            )
         if tc.optimizer in ("adam", "adamw"):
             cls = torch.optim.AdamW if tc.optimizer == "adamw" else torch.optim.Adam
             return cls(params, lr=tc.lr, betas=(tc.momentum, 0.999), weight_decay=tc.weight_decay)
@@ -223,8 +241,15 @@ class Trainer:
         else:
             source = VideoFolder(None, short_side=self.spec.short_side, entries=self.train_entries)
         group = dc.n_layers if dc.same_class else None
-        ds = RandomClips(source, self.spec, seed=tc.seed, rank=self.rank, frozen=dc.frozen,
-                         group=group, same_class=dc.same_class)
+        ds = RandomClips(
+            source,
+            self.spec,
+            seed=tc.seed,
+            rank=self.rank,
+            frozen=dc.frozen,
+            group=group,
+            same_class=dc.same_class,
+        )
         if dc.photos and dc.photo_fraction > 0:
             photos = PhotoClips(dc.photos, self.spec, seed=tc.seed, rank=self.rank)
             ds = Interleave(ds, photos, dc.photo_fraction, seed=tc.seed + self.rank)
@@ -244,9 +269,15 @@ class Trainer:
             while True:
                 yield _gather_batch(ds, range(index, index + per_step))
                 index += per_step
-        loader = DataLoader(ds, batch_size=per_step, sampler=StreamSampler(start),
-                            num_workers=dc.workers, pin_memory=self.device.type == "cuda",
-                            persistent_workers=True, prefetch_factor=4)
+        loader = DataLoader(
+            ds,
+            batch_size=per_step,
+            sampler=StreamSampler(start),
+            num_workers=dc.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=True,
+            prefetch_factor=4,
+        )
         yield from loader
 
     def _load_validation(self, folder: str | os.PathLike) -> torch.Tensor:
@@ -269,7 +300,9 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         return x
 
-    def _mix(self, clips: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _mix(
+        self, clips: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dc = self.config.data
         g = _step_generator(self.config.train.seed, self.rank, step)
         alpha = dc.alpha_range if dc.alpha_range is not None else dc.alpha
@@ -316,10 +349,14 @@ class Trainer:
         if stop:
             what = value if not finite else "non-finite on another rank"
             last = self.out / "last.pt"
-            where = (f"the last good checkpoint is {last}" if last.exists()
-                     else "no checkpoint was written")
-            raise TrainingError(f"the loss became {what} at step {step}: training stopped; "
-                                f"{where}.")
+            where = (
+                f"the last good checkpoint is {last}"
+                if last.exists()
+                else "no checkpoint was written"
+            )
+            raise TrainingError(
+                f"the loss became {what} at step {step}: training stopped; {where}."
+            )
         self.optimizer.step()
         return {"loss": value, "lr": lr}
 
@@ -341,15 +378,19 @@ class Trainer:
             identity.append(pit_loss(same, layers)[0] * len(layers))
             div.append(diversity(pred).sum())
         n = len(self.val_layers)
-        return {"val_loss": float(sum(losses)) / n, "val_identity": float(sum(identity)) / n,
-                "val_diversity": float(sum(div)) / n}
+        return {
+            "val_loss": float(sum(losses)) / n,
+            "val_identity": float(sum(identity)) / n,
+            "val_diversity": float(sum(div)) / n,
+        }
 
     # -- bookkeeping --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
             "model_name": self.model_name,
-            "model_kwargs": {k: list(v) if isinstance(v, tuple) else v
-                             for k, v in self.model_kwargs.items()},
+            "model_kwargs": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in self.model_kwargs.items()
+            },
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
@@ -391,10 +432,14 @@ class Trainer:
         with self._autocast():
             pred = self.model(self._to_input(mixture)).float().clamp(0, 1)
         t = mixture.shape[2] // 2
-        rows = [[mixture[b, :, t], *pred[b, :, :, t], *layers[b, :, :, t]] for b in range(len(layers))]
+        rows = [
+            [mixture[b, :, t], *pred[b, :, :, t], *layers[b, :, :, t]] for b in range(len(layers))
+        ]
         n = pred.shape[1]
         cols = ["mixture", *[f"out {i + 1}" for i in range(n)], "target 1", "target 2"]
-        return save_png(image_grid(rows, col_labels=cols), self.out / "samples" / f"step_{self.step:07d}.png")
+        return save_png(
+            image_grid(rows, col_labels=cols), self.out / "samples" / f"step_{self.step:07d}.png"
+        )
 
     def _on_signal(self, signum, frame) -> None:
         self._stop = signal.Signals(signum).name
@@ -419,7 +464,9 @@ class Trainer:
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.yaml").write_text(dump_config(self.config))
-        old_handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        old_handlers = {
+            s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)
+        }
         per_step = tc.batch_size * self.world
         started, done_steps, last = time.monotonic(), 0, {}
         self._started = started
@@ -442,8 +489,9 @@ class Trainer:
                 last = metrics
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
                     self._log(self.step, metrics)
-                if self.val_layers is not None and (self.step % tc.val_every == 0
-                                                    or self.step == tc.steps):
+                if self.val_layers is not None and (
+                    self.step % tc.val_every == 0 or self.step == tc.steps
+                ):
                     if self.is_main:
                         val = self.evaluate()
                         self._log(self.step, val)
@@ -497,10 +545,16 @@ class Trainer:
         if self.world > 1:
             digests = [None] * self.world
             dist.all_gather_object(digests, digest)
-        summary = {"step": self.step, "steps": self.config.train.steps, "stopped_by": self._stop,
-                   "seconds": round(time.monotonic() - self._started, 1),
-                   "world_size": self.world, "weights_digests": digests,
-                   "ranks_in_sync": len(set(digests)) == 1, **last}
+        summary = {
+            "step": self.step,
+            "steps": self.config.train.steps,
+            "stopped_by": self._stop,
+            "seconds": round(time.monotonic() - self._started, 1),
+            "world_size": self.world,
+            "weights_digests": digests,
+            "ranks_in_sync": len(set(digests)) == 1,
+            **last,
+        }
         if self.is_main:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=2))
             if self.writer is not None:

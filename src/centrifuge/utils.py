@@ -88,6 +88,9 @@ def tune_cpu_allocator() -> bool:
     try:
         libc = ctypes.CDLL(name)
         m_trim_threshold, m_mmap_threshold = -1, -3
-        return bool(libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, (1 << 31) - 1))
+        return bool(
+            libc.mallopt(m_mmap_threshold, 1 << 30)
+            and libc.mallopt(m_trim_threshold, (1 << 31) - 1)
+        )
     except (OSError, AttributeError):
         return False

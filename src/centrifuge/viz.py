@@ -43,8 +43,9 @@ def image_grid(
     if row_labels:
         left = 7 * max(len(s) for s in row_labels) + 6
     top = _LABEL_H if col_labels else 0
-    canvas = Image.new("RGB", (left + n_cols * (cell_w + gap), top + n_rows * (cell_h + gap)),
-                       (24, 24, 24))
+    canvas = Image.new(
+        "RGB", (left + n_cols * (cell_w + gap), top + n_rows * (cell_h + gap)), (24, 24, 24)
+    )
     draw = ImageDraw.Draw(canvas)
     for c, label in enumerate(col_labels or []):
         draw.text((left + c * (cell_w + gap) + 2, 1), label, fill=(230, 230, 230))

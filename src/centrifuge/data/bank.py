@@ -39,8 +39,13 @@ def _bank_key(entries: list[VideoEntry], short_side: int) -> str:
     return h.hexdigest()[:16]
 
 
-def _fill(data: np.memmap, entries: list[VideoEntry], shapes: list[tuple[int, int, int]],
-          offsets: np.ndarray, progress: Callable[[int, int], None] | None) -> None:
+def _fill(
+    data: np.memmap,
+    entries: list[VideoEntry],
+    shapes: list[tuple[int, int, int]],
+    offsets: np.ndarray,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     """Decode every video into its region of the bank (uint8 ``[T, H, W, 3]`` each)."""
     for i, (entry, (t, h, w)) in enumerate(zip(entries, shapes)):
         region = data[offsets[i] : offsets[i + 1]].reshape(t, h, w, 3)
@@ -80,8 +85,13 @@ def build_bank(
     os.close(handle)
     tmp = Path(tmp_name)
     try:
-        _fill(np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(max(1, int(offsets[-1])),)),
-              entries, shapes, offsets, progress)
+        _fill(
+            np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(max(1, int(offsets[-1])),)),
+            entries,
+            shapes,
+            offsets,
+            progress,
+        )
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -91,8 +101,15 @@ def build_bank(
         "short_side": short_side,
         "data": data_path.name,
         "videos": [
-            {"path": e.path, "label": e.label, "frames": t, "height": h, "width": w,
-             "fps": e.fps, "offset": int(o)}
+            {
+                "path": e.path,
+                "label": e.label,
+                "frames": t,
+                "height": h,
+                "width": w,
+                "fps": e.fps,
+                "offset": int(o),
+            }
             for e, (t, h, w), o in zip(entries, shapes, offsets[:-1])
         ],
     }
@@ -117,16 +134,16 @@ class ClipBank:
         self.short_side = int(meta["short_side"])
         self._videos = meta["videos"]
         self.entries = [
-            VideoEntry(v["path"], v["frames"], v["fps"], v["width"], v["height"], v["label"], 0, 0.0)
+            VideoEntry(
+                v["path"], v["frames"], v["fps"], v["width"], v["height"], v["label"], 0, 0.0
+            )
             for v in self._videos
         ]
         mm = np.memmap(meta_path.parent / meta["data"], dtype=np.uint8, mode="c")
         self.data = torch.from_numpy(mm)  # flat uint8, shares the mapping
 
     @classmethod
-    def from_entries(
-        cls, entries: list[VideoEntry], short_side: int, **kwargs
-    ) -> ClipBank:
+    def from_entries(cls, entries: list[VideoEntry], short_side: int, **kwargs) -> ClipBank:
         """Build (or reuse) the bank of ``entries`` and open it."""
         return cls(build_bank(entries, short_side, **kwargs))
 
@@ -140,19 +157,35 @@ class ClipBank:
         return self
 
     def read_batch(
-        self, videos: list[int], frames: torch.Tensor, tops: list[int], lefts: list[int],
-        size: int, flips: list[bool],
+        self,
+        videos: list[int],
+        frames: torch.Tensor,
+        tops: list[int],
+        lefts: list[int],
+        size: int,
+        flips: list[bool],
     ) -> torch.Tensor:
-        """Cut B clips with one gather (fast on a GPU): float ``[B, C, T, size, size]`` in ``[0, 1]``.
+        """Cut B clips with one gather (for GPUs): float ``[B, C, T, size, size]`` in ``[0, 1]``.
 
         Args:
             videos: B video indices; frames: int64 ``[B, T]`` frame indices; tops, lefts: crop
             corners; flips: left-right flips.
         """
         dev = self.data.device
-        meta = torch.tensor([[self._videos[v]["offset"], self._videos[v]["height"],
-                              self._videos[v]["width"], t, l] for v, t, l in zip(videos, tops, lefts)],
-                            dtype=torch.long, device=dev)  # [B, 5]
+        meta = torch.tensor(
+            [
+                [
+                    self._videos[v]["offset"],
+                    self._videos[v]["height"],
+                    self._videos[v]["width"],
+                    top,
+                    left,
+                ]
+                for v, top, left in zip(videos, tops, lefts)
+            ],
+            dtype=torch.long,
+            device=dev,
+        )  # [B, 5]
         off, h, w, top, left = (meta[:, i].reshape(-1, 1, 1, 1, 1) for i in range(5))
         f = frames.to(dev).reshape(len(videos), -1, 1, 1, 1)  # [B, T, 1, 1, 1]
         y = torch.arange(size, device=dev).reshape(1, 1, size, 1, 1)
@@ -168,7 +201,9 @@ class ClipBank:
         v = self._videos[video]
         return v["frames"], v["height"], v["width"]
 
-    def read(self, video: int, frames: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    def read(
+        self, video: int, frames: torch.Tensor, top: int, left: int, size: int
+    ) -> torch.Tensor:
         """float ``[C, T, size, size]`` in ``[0, 1]`` on the bank's device."""
         v = self._videos[video]
         t, h, w = v["frames"], v["height"], v["width"]

@@ -41,7 +41,8 @@ def blend(layers: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Te
         weights: ``[B, K]`` or ``[K]`` summing to 1 over K; ``None`` = uniform ``1/K``.
 
     Returns:
-        mixture ``[B, C, T, H, W]`` (or ``[C, T, H, W]``), in ``[0, 1]`` when the weights are convex.
+        mixture ``[B, C, T, H, W]`` (or ``[C, T, H, W]``), in ``[0, 1]`` when the weights are
+        convex.
     """
     k = layers.shape[-5]
     if weights is None:
@@ -131,7 +132,7 @@ def freeze_clips(
 
 
 def colour_layer(name: str, like: torch.Tensor) -> torch.Tensor:
-    """A video of one pure colour (Fig. 4) with the shape, dtype and device of ``like [..., C, T, H, W]``."""
+    """A pure-colour video (Fig. 4) shaped like ``like [..., C, T, H, W]`` (dtype, device too)."""
     if name not in COLOURS:
         raise CentrifugeError(f"unknown colour {name!r}: choose from {', '.join(COLOURS)}.")
     rgb = torch.tensor(COLOURS[name], dtype=like.dtype, device=like.device)

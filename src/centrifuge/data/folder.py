@@ -5,7 +5,8 @@ random spatio-temporal ``clip_len x crop x crop`` crop is taken and flipped left
 probability 1/2. Videos shorter than a clip are played forward then backward (``bounce_indices``).
 
 Sampling is stateless: clip number ``i`` is drawn from an RNG seeded with ``(seed, rank, i)``, so a
-run resumed at step ``s`` reads exactly the clips it would have read, any worker can produce any clip,
+run resumed at step ``s`` reads exactly the clips it would have read, any worker can produce any
+clip,
 and each distributed rank draws different clips.
 """
 
@@ -48,7 +49,7 @@ class ClipSpec:
 
     @property
     def short_side(self) -> int:
-        """The shortest side videos are resized to before cropping (``scale * crop``, rounded up)."""
+        """Short side videos are resized to before cropping (``scale * crop``, rounded up)."""
         return math.ceil(self.scale * self.crop - 1e-9)
 
 
@@ -60,7 +61,9 @@ class ClipSource(Protocol):
     def video_shape(self, video: int) -> tuple[int, int, int]:
         """``(T, H, W)`` of video ``video`` at the source's resolution."""
 
-    def read(self, video: int, frames: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    def read(
+        self, video: int, frames: torch.Tensor, top: int, left: int, size: int
+    ) -> torch.Tensor:
         """Frames ``frames`` (int64 ``[T]``) cropped at ``(top, left)`` to ``size x size``:
         float ``[C, T, size, size]`` in ``[0, 1]``."""
 
@@ -73,7 +76,7 @@ def sample_rng(seed: int, rank: int, index: int) -> np.random.Generator:
 def draw_clip(
     rng: np.random.Generator, shape: tuple[int, int, int], spec: ClipSpec
 ) -> tuple[torch.Tensor, int, int, bool]:
-    """Draw frame indices ``[clip_len]``, crop corner and flip for a video of ``shape = (T, H, W)``."""
+    """Draw frame indices ``[clip_len]``, crop corner and flip for a ``(T, H, W)`` video."""
     t, h, w = shape
     span = (spec.clip_len - 1) * spec.stride + 1
     if t >= span:
@@ -98,7 +101,10 @@ class VideoFolder:
     """
 
     def __init__(
-        self, root: str | os.PathLike | None, *, short_side: int,
+        self,
+        root: str | os.PathLike | None,
+        *,
+        short_side: int,
         entries: list[VideoEntry] | None = None,
     ) -> None:
         self.entries = entries if entries is not None else scan_folder(root)
@@ -108,11 +114,15 @@ class VideoFolder:
         e = self.entries[video]
         return (e.frames, *resized_shape(e.height, e.width, self.short_side))
 
-    def read(self, video: int, frames: torch.Tensor, top: int, left: int, size: int) -> torch.Tensor:
+    def read(
+        self, video: int, frames: torch.Tensor, top: int, left: int, size: int
+    ) -> torch.Tensor:
         entry = self.entries[video]
         lo, hi = int(frames.min()), int(frames.max())
         window, _ = read_video(entry.path, start=lo, num_frames=hi - lo + 1, size=self.short_side)
-        index = (frames - lo).clamp_max(window.shape[1] - 1)  # a damaged tail repeats its last frame
+        index = (frames - lo).clamp_max(
+            window.shape[1] - 1
+        )  # a damaged tail repeats its last frame
         return crop_frames(window[:, index], top, left, size, size)
 
 
@@ -124,15 +134,23 @@ class RandomClips(Dataset):
         spec: clip geometry and augmentation.
         seed, rank: RNG stream (distinct per distributed rank).
         frozen: return frozen clips (one random frame of the clip repeated; paper Table 3).
-        group: ``None`` yields single clips ``[C, T, S, S]`` (blend partners are drawn on the batch by
+        group: ``None`` yields single clips ``[C, T, S, S]`` (blend partners are drawn on the batch
+        by
             ``make_mixtures``); ``K`` yields ``[K, C, T, S, S]`` clips of K distinct videos.
         same_class: with ``group``, draw the K videos from one label (the paper's same-class pairs).
         length: nominal length reported by ``len()`` (sampling is unbounded).
     """
 
     def __init__(
-        self, source: ClipSource, spec: ClipSpec, *, seed: int = 0, rank: int = 0,
-        frozen: bool = False, group: int | None = None, same_class: bool = False,
+        self,
+        source: ClipSource,
+        spec: ClipSpec,
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        frozen: bool = False,
+        group: int | None = None,
+        same_class: bool = False,
         length: int = 2**31 - 1,
     ) -> None:
         self.source, self.spec, self.seed, self.rank = source, spec, seed, rank
@@ -141,7 +159,9 @@ class RandomClips(Dataset):
         if same_class and not self.classes:
             raise DataError("same-class pairs need a labelled folder (root/<class>/<video>).")
         if group is not None and group > len(source.entries):
-            raise DataError(f"{group} distinct videos per item, but the folder has {len(source.entries)}.")
+            raise DataError(
+                f"{group} distinct videos per item, but the folder has {len(source.entries)}."
+            )
 
     def __len__(self) -> int:
         return self.length
@@ -199,4 +219,3 @@ def same_class_groups(entries: list[VideoEntry]) -> dict[str, list[int]]:
         if e.label is not None:
             groups.setdefault(e.label, []).append(i)
     return {k: v for k, v in groups.items() if len(v) >= 2}
-

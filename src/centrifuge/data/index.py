@@ -2,7 +2,8 @@
 
 Kinetics layout (``root/<class>/<video>.mp4``) gives each video its parent folder as a label; videos
 directly in ``root`` have no label. Folders of numbered images count as one video each. The index is
-cached as JSON in the user's cache folder (never beside the data), keyed by the folder's absolute path
+cached as JSON in the user's cache folder (never beside the data), keyed by the folder's absolute
+path
 and validated by each file's size and modification time, so a second scan of an unchanged folder
 decodes nothing.
 """
@@ -13,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,8 +49,18 @@ def _stat_key(path: Path) -> tuple[int, float]:
     return st.st_size, st.st_mtime
 
 
+def is_frame_sequence(names: list[str]) -> bool:
+    """Whether image file names are numbered frames of one video (``frame_001.png``,
+    ``frame_002.png``, ...): the same name once the digits are taken out, and digits in all."""
+    patterns = {re.sub(r"\d+", "#", n) for n in names}
+    return len(patterns) == 1 and "#" in next(iter(patterns))
+
+
 def find_videos(root: str | os.PathLike) -> list[Path]:
-    """Video files and image-sequence folders under ``root`` (recursive, sorted)."""
+    """Video files, image-sequence folders and single images under ``root`` (recursive, sorted).
+
+    A folder of numbered frames counts as one video; other images count as one-frame videos.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder of videos.")
@@ -58,8 +70,10 @@ def find_videos(root: str | os.PathLike) -> list[Path]:
         names = sorted(filenames)
         found += [Path(dirpath) / n for n in names if Path(n).suffix.lower() in VIDEO_EXTENSIONS]
         images = [n for n in names if Path(n).suffix.lower() in IMAGE_EXTENSIONS]
-        if len(images) >= 2 and Path(dirpath) != root:
+        if len(images) >= 2 and Path(dirpath) != root and is_frame_sequence(images):
             found.append(Path(dirpath))  # a folder of numbered frames is one video
+        else:
+            found += [Path(dirpath) / n for n in images]  # separate stills: each one a video
     return sorted(found)
 
 
@@ -110,13 +124,28 @@ def scan_folder(
             log.warning("skipping %s", exc)
             continue
         entries.append(
-            VideoEntry(str(path), info.frames, info.fps, info.width, info.height,
-                       _label(path, root), size, mtime)
+            VideoEntry(
+                str(path),
+                info.frames,
+                info.fps,
+                info.width,
+                info.height,
+                _label(path, root),
+                size,
+                mtime,
+            )
         )
     if changed or len(cached) != len(entries):
         tmp = cache_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": INDEX_VERSION, "root": str(root),
-                                   "entries": [asdict(e) for e in entries]}))
+        tmp.write_text(
+            json.dumps(
+                {
+                    "version": INDEX_VERSION,
+                    "root": str(root),
+                    "entries": [asdict(e) for e in entries],
+                }
+            )
+        )
         os.replace(tmp, cache_path)
     entries = [e for e in entries if e.frames >= min_frames]
     if not entries:

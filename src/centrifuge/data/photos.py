@@ -32,14 +32,23 @@ class PhotoClips(Dataset):
     """
 
     def __init__(
-        self, folder: str | os.PathLike, spec: ClipSpec, *, seed: int = 0, rank: int = 0,
+        self,
+        folder: str | os.PathLike,
+        spec: ClipSpec,
+        *,
+        seed: int = 0,
+        rank: int = 0,
         max_side: int | None = None,
     ) -> None:
-        paths = sorted(p for p in _walk(folder) if os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS)
+        paths = sorted(
+            p for p in _walk(folder) if os.path.splitext(p)[1].lower() in IMAGE_EXTENSIONS
+        )
         if not paths:
             raise DataError(f"{folder}: no photographs found.")
         side = max_side or 2 * spec.short_side
-        self.photos = [(read_video(p, size=side)[0][:, 0] * 255).round().to(torch.uint8) for p in paths]
+        self.photos = [
+            (read_video(p, size=side)[0][:, 0] * 255).round().to(torch.uint8) for p in paths
+        ]
         self.spec, self.seed, self.rank = spec, seed, rank
 
     def __len__(self) -> int:
@@ -76,8 +85,13 @@ def animate(photo: torch.Tensor, spec: ClipSpec, rng: np.random.Generator) -> to
     theta[:, 1, 2] = (2 * ys + ss) / h - 1
     size = (spec.clip_len, 3, spec.crop, spec.crop)
     grid = F.affine_grid(theta.float().to(photo.device), size, align_corners=False)
-    frames = F.grid_sample(photo.expand(spec.clip_len, -1, -1, -1), grid, mode="bilinear",
-                           padding_mode="border", align_corners=False)  # [T, C, S, S]
+    frames = F.grid_sample(
+        photo.expand(spec.clip_len, -1, -1, -1),
+        grid,
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=False,
+    )  # [T, C, S, S]
     clip = frames.permute(1, 0, 2, 3).contiguous()  # [C, T, S, S]
     if spec.flip and rng.random() < 0.5:
         clip = clip.flip(-1)

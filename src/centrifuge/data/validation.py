@@ -1,7 +1,8 @@
 """Deterministic validation blends: the same folder, seed, clip length and size give the same clips.
 
 Pairs of distinct videos and their start frames are drawn with NumPy's PCG64 from ``seed`` (stable
-across platforms and versions); each clip is ``clip_len`` frames from its start, shortest side resized
+across platforms and versions); each clip is ``clip_len`` frames from its start, shortest side
+resized
 to ``size``, centre ``size x size`` crop. Videos shorter than ``clip_len`` are bounced.
 """
 
@@ -61,7 +62,7 @@ def validation_pairs(
 
 
 def load_clip(entry: VideoEntry, start: int, clip_len: int, size: int) -> torch.Tensor:
-    """``clip_len`` frames from ``start``, short side ``size``, centre crop: ``[C, T, size, size]``."""
+    """``clip_len`` frames from ``start``, short side ``size``, centre crop: ``[C, T, S, S]``."""
     frames, _ = read_video(entry.path, start=start, num_frames=clip_len, size=size)
     if frames.shape[1] < clip_len:
         frames = frames[:, bounce_indices(frames.shape[1], clip_len)]
@@ -95,6 +96,7 @@ def iter_pairs(
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield the two clips of each pair, ``([C, T, S, S], [C, T, S, S])``."""
     for p in specs:
-        yield (load_clip(entries[p.video_a], p.start_a, clip_len, size),
-               load_clip(entries[p.video_b], p.start_b, clip_len, size))
-
+        yield (
+            load_clip(entries[p.video_a], p.start_a, clip_len, size),
+            load_clip(entries[p.video_b], p.start_b, clip_len, size),
+        )

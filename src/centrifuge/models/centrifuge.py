@@ -28,7 +28,9 @@ _SKIPS: dict[str, tuple[str, ...]] = {
 def skip_endpoints(final_endpoint: str) -> tuple[str, ...]:
     """The encoder endpoints a U-Net over ``final_endpoint`` uses as skips (deep to shallow)."""
     if final_endpoint not in _SKIPS:
-        raise ValueError(f"final endpoint must be one of {', '.join(_SKIPS)}, got {final_endpoint!r}")
+        raise ValueError(
+            f"final endpoint must be one of {', '.join(_SKIPS)}, got {final_endpoint!r}"
+        )
     return _SKIPS[final_endpoint]
 
 
@@ -58,8 +60,12 @@ class UNet3D(nn.Module):
     ) -> None:
         super().__init__()
         self.skips = skip_endpoints(final_endpoint)
-        self.encoder = I3DEncoder(in_channels=in_channels, final_endpoint=final_endpoint,
-                                  width=width, bn_momentum=bn_momentum)
+        self.encoder = I3DEncoder(
+            in_channels=in_channels,
+            final_endpoint=final_endpoint,
+            width=width,
+            bn_momentum=bn_momentum,
+        )
         enc = self.encoder
         levels = [(enc.channels[final_endpoint], enc.strides[final_endpoint])]
         levels += [(enc.channels[n], enc.strides[n]) for n in self.skips]
@@ -67,9 +73,13 @@ class UNet3D(nn.Module):
         n_stages = len(levels) - 1
         if len(decoder_channels) < n_stages:
             raise ValueError(f"need {n_stages} decoder widths, got {len(decoder_channels)}")
-        self.decoder = Decoder(levels=levels, channels=list(decoder_channels)[-n_stages:],
-                               out_channels=out_channels, light_stages=light_stages,
-                               bn_momentum=bn_momentum)
+        self.decoder = Decoder(
+            levels=levels,
+            channels=list(decoder_channels)[-n_stages:],
+            out_channels=out_channels,
+            light_stages=light_stages,
+            bn_momentum=bn_momentum,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: ``[B, C_in, T, H, W]`` (any T, H, W) -> ``[B, C_out, T, H, W]``."""
@@ -113,9 +123,13 @@ class CentrifugeNet(nn.Module):
         self.n_outputs = n_outputs
         self.corrector_sees_mixture = corrector_sees_mixture
         self.residual = residual
-        common = {"final_endpoint": final_endpoint, "width": width,
-                  "decoder_channels": decoder_channels, "light_stages": light_stages,
-                  "bn_momentum": bn_momentum}
+        common = {
+            "final_endpoint": final_endpoint,
+            "width": width,
+            "decoder_channels": decoder_channels,
+            "light_stages": light_stages,
+            "bn_momentum": bn_momentum,
+        }
         self.predictor = UNet3D(in_channels=3, out_channels=3 * n_outputs, **common)
         self.corrector = None
         if corrector:

@@ -7,7 +7,8 @@ The paper leaves the decoder to its extended version; we follow the common publi
   ``Conv3d_2c_3x3`` (T/2, H/4), ``Conv3d_1a_7x7`` (T/2, H/2) and the input itself: five up-stages
   with up-sampling factors (2,2,2), (2,2,2), (1,2,2), (1,2,2), (2,2,2). Shallower encoders
   (``Mixed_4f``, ``Mixed_3c``) simply have fewer stages.
-* each stage: ``ConvTranspose3d`` (kernel ``s + 2``, padding 1, so exactly ``s``-fold) -> BN -> ReLU,
+* each stage: ``ConvTranspose3d`` (kernel ``s + 2``, padding 1, so exactly ``s``-fold) -> BN ->
+ReLU,
   cropped to the skip's size (inputs of any size work); the skip is first reduced by a 1x1x1
   conv; both are concatenated and mixed by a 3x3x3 conv.
 * a last 3x3x3 conv to ``out_channels`` (3N for N layers) with a bias and no output activation.
@@ -16,7 +17,8 @@ Change the stage widths with ``channels``; change the stage recipe in :class:`Up
 
 ``light_stages`` (0 in the paper's reading) makes the last, highest-resolution stages cheap for CPU
 inference: a transposed conv that does not overlap in space (kernel = stride in H and W; still
-``s + 2`` in time, so frames blend smoothly), a spatial-only ``1x3x3`` fuse conv and a ``1x1x1`` head. At full resolution these stages otherwise cost most of the network's FLOPs.
+``s + 2`` in time, so frames blend smoothly), a spatial-only ``1x3x3`` fuse conv and a ``1x1x1``
+head. At full resolution these stages otherwise cost most of the network's FLOPs.
 """
 
 from __future__ import annotations
@@ -62,17 +64,23 @@ class UpBlock(nn.Module):
             padding, fuse_kernel = (1 if st > 1 else 0, 0, 0), (1, 3, 3)
         else:
             kernel, padding, fuse_kernel = tuple(s + 2 for s in stride), 1, (3, 3, 3)
-        self.up = nn.ConvTranspose3d(in_channels, out_channels, kernel, stride, padding=padding,
-                                     bias=False)
+        self.up = nn.ConvTranspose3d(
+            in_channels, out_channels, kernel, stride, padding=padding, bias=False
+        )
         self.up_bn = nn.BatchNorm3d(out_channels, eps=1e-3, momentum=bn_momentum)
         if skip_channels <= skip_reduced:
             self.reduce: nn.Module = nn.Identity()
             skip_reduced = skip_channels
         else:
-            self.reduce = Unit3D(in_channels=skip_channels, out_channels=skip_reduced,
-                                 bn_momentum=bn_momentum)
-        self.fuse = Unit3D(in_channels=out_channels + skip_reduced, out_channels=out_channels,
-                           kernel=fuse_kernel, bn_momentum=bn_momentum)
+            self.reduce = Unit3D(
+                in_channels=skip_channels, out_channels=skip_reduced, bn_momentum=bn_momentum
+            )
+        self.fuse = Unit3D(
+            in_channels=out_channels + skip_reduced,
+            out_channels=out_channels,
+            kernel=fuse_kernel,
+            bn_momentum=bn_momentum,
+        )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         """Shape: ``[B, C_in, t, h, w]``, skip ``[B, C_skip, T, H, W]`` -> ``[B, C_out, T, H, W]``
@@ -106,7 +114,9 @@ class Decoder(nn.Module):
     ) -> None:
         super().__init__()
         if len(channels) != len(levels) - 1:
-            raise ValueError(f"{len(levels) - 1} up-stages need as many widths, got {len(channels)}")
+            raise ValueError(
+                f"{len(levels) - 1} up-stages need as many widths, got {len(channels)}"
+            )
         self.stages = nn.ModuleList()
         in_ch = levels[0][0]
         n_stages = len(channels)
@@ -114,17 +124,25 @@ class Decoder(nn.Module):
             zip(levels, levels[1:], channels)
         ):
             factor = tuple(d // s for d, s in zip(deep_stride, skip_stride))
-            self.stages.append(UpBlock(
-                in_channels=in_ch, skip_channels=skip_ch, out_channels=out_ch, stride=factor,
-                skip_reduced=max(out_ch // 2, 4), light=i >= n_stages - light_stages,
-                bn_momentum=bn_momentum,
-            ))
+            self.stages.append(
+                UpBlock(
+                    in_channels=in_ch,
+                    skip_channels=skip_ch,
+                    out_channels=out_ch,
+                    stride=factor,
+                    skip_reduced=max(out_ch // 2, 4),
+                    light=i >= n_stages - light_stages,
+                    bn_momentum=bn_momentum,
+                )
+            )
             in_ch = out_ch
         head_kernel = 1 if light_stages else 3
-        self.head = nn.Conv3d(in_ch, out_channels, kernel_size=head_kernel, padding=head_kernel // 2)
+        self.head = nn.Conv3d(
+            in_ch, out_channels, kernel_size=head_kernel, padding=head_kernel // 2
+        )
 
     def forward(self, deepest: torch.Tensor, skips: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Shape: deepest ``[B, C0, t, h, w]``, skips from deep to shallow, the last ``[B, C, T, H, W]``
+        """Shape: deepest ``[B, C0, t, h, w]``, skips deep to shallow, the last ``[B, C, T, H, W]``
         -> ``[B, out_channels, T, H, W]``."""
         x = deepest
         for stage, skip in zip(self.stages, skips):

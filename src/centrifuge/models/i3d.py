@@ -1,7 +1,8 @@
 """I3D encoder: Inception-v1 inflated to 3D (Carreira & Zisserman, CVPR 2017), up to ``Mixed_5c``.
 
 The network is an ordered ``nn.ModuleDict`` of TF-named endpoints. It can stop at any endpoint
-(``final_endpoint``; the paper's Table 4 uses ``Mixed_3c``, ``Mixed_4f`` and ``Mixed_5c``, i.e. 7, 17
+(``final_endpoint``; the paper's Table 4 uses ``Mixed_3c``, ``Mixed_4f`` and ``Mixed_5c``, i.e. 7,
+17
 and 21 conv layers deep) and still owns every parameter it uses. Padding is TF "SAME" (one helper,
 ``same_padding``), so any ``T, H, W`` works: each stride-2 stage gives ``ceil(n / 2)``. BatchNorm
 follows TF's I3D (``eps=1e-3``); ``width`` scales every channel count for small models.
@@ -181,8 +182,13 @@ class I3DEncoder(nn.Module):
         for name, kind, out, kernel, stride in _LAYOUT:
             if kind == "conv":
                 out_ch = _scale(out, width)
-                block: nn.Module = Unit3D(in_channels=channels, out_channels=out_ch, kernel=kernel,
-                                          stride=stride, bn_momentum=bn_momentum)
+                block: nn.Module = Unit3D(
+                    in_channels=channels,
+                    out_channels=out_ch,
+                    kernel=kernel,
+                    stride=stride,
+                    bn_momentum=bn_momentum,
+                )
                 channels = out_ch
             elif kind == "pool":
                 block = MaxPool3dSame(kernel=kernel, stride=stride)

@@ -52,7 +52,9 @@ MODEL_CONFIGS: dict[str, dict[str, Any]] = {
 def model_kwargs(name: str, **overrides: Any) -> dict[str, Any]:
     """The keyword arguments of :class:`CentrifugeNet` for a registered ``name``, with overrides."""
     if name not in MODEL_CONFIGS:
-        raise ModelError(f"unknown model {name!r}: choose from {', '.join(MODEL_CONFIGS)} or give a path.")
+        raise ModelError(
+            f"unknown model {name!r}: choose from {', '.join(MODEL_CONFIGS)} or give a path."
+        )
     kwargs = {**MODEL_CONFIGS[name], **overrides}
     kwargs["decoder_channels"] = tuple(kwargs["decoder_channels"])
     return kwargs

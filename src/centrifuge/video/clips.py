@@ -24,7 +24,8 @@ def cover_spans(num_frames: int, clip_len: int, overlap: int) -> list[ClipSpan]:
     """Windows of ``clip_len`` frames, advancing by ``clip_len - overlap``, that cover ``[0, T)``.
 
     The last window is moved back so that it ends at ``T`` and keeps the full length (it then
-    overlaps its predecessor by more than ``overlap``). A video shorter than ``clip_len`` is one span.
+    overlaps its predecessor by more than ``overlap``). A video shorter than ``clip_len`` is one
+    span.
     """
     if clip_len < 1 or not 0 <= overlap < clip_len:
         raise ValueError(f"need clip_len > overlap >= 0, got {clip_len} and {overlap}")
@@ -44,7 +45,7 @@ def triangular_weights(length: int) -> torch.Tensor:
 
 
 def bounce_indices(num_frames: int, length: int, start: int = 0) -> torch.Tensor:
-    """``length`` indices into a ``num_frames``-frame video that play it forward, backward, forward...
+    """``length`` indices into a ``num_frames``-frame video: forward, backward, forward...
 
     Used to make a ``length``-frame clip from a shorter video without a jump cut.
     Returns int64 ``[length]``.

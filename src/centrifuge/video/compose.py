@@ -61,8 +61,9 @@ def blend_files(
         VideoReader(p, shape=_cover_shape(i.height, i.width, target)).frames()
         for p, i in zip(inputs, infos)
     ]
-    writer = VideoWriter(output, fps=infos[0].rate, width=target[1], height=target[0],
-                         overwrite=overwrite)
+    writer = VideoWriter(
+        output, fps=infos[0].rate, width=target[1], height=target[0], overwrite=overwrite
+    )
     try:
         for t in range(count):
             try:

@@ -1,14 +1,18 @@
 """Video input and output on PyAV (FFmpeg).
 
-The only module that sees frames as ``uint8`` ``[T, H, W, 3]``: everything it returns to the rest of the
+The only module that sees frames as ``uint8`` ``[T, H, W, 3]``: everything it returns to the rest
+of the
 package is ``float32`` channel-first ``[C, T, H, W]`` in ``[0, 1]``.
 
-Inputs can be any file FFmpeg decodes, a single image, or a folder of numbered images (natural sort).
+Inputs can be any file FFmpeg decodes, a single image, or a folder of numbered images (natural
+sort).
 Reading a window of a long file seeks to the key frame before it instead of decoding from the start,
 and :class:`VideoReader` streams successive windows with memory bounded by the window.
 
-Outputs are H.264 in MP4 (yuv420p, playable everywhere), written to a hidden temporary file beside the
-target and renamed into place when complete, so an interrupted write never leaves a partial file under
+Outputs are H.264 in MP4 (yuv420p, playable everywhere), written to a hidden temporary file beside
+the
+target and renamed into place when complete, so an interrupted write never leaves a partial file
+under
 the final name. Odd widths and heights are padded by one replicated pixel row or column, because
 4:2:0 chroma needs even sizes.
 """
@@ -26,15 +30,28 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 import torch
+from av.video.reformatter import VideoReformatter
 
 from centrifuge.errors import OutputExistsError, VideoError
 from centrifuge.utils import publish
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".gif", ".ts"}
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".mpg",
+        ".mpeg",
+        ".wmv",
+        ".flv",
+        ".gif",
+        ".ts",
+    }
 )
 IMAGE_FOLDER_FPS = 25.0
 
@@ -74,7 +91,7 @@ class VideoInfo:
 
 
 def resized_shape(height: int, width: int, size: int | None) -> tuple[int, int]:
-    """``(H, W)`` after resizing the shortest side to ``size`` (aspect kept; ``None`` keeps the size)."""
+    """``(H, W)`` after resizing the shortest side to ``size`` (aspect kept; ``None``: as is)."""
     if size is None:
         return height, width
     if size <= 0:
@@ -102,7 +119,9 @@ def _check_exists(path: Path) -> None:
     if path.is_file() and path.stat().st_size == 0:
         raise VideoError(f"{path}: the file is empty.")
     if path.is_dir() and not _image_files(path):
-        raise VideoError(f"{path}: the folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}).")
+        raise VideoError(
+            f"{path}: the folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})."
+        )
 
 
 @contextlib.contextmanager
@@ -112,7 +131,9 @@ def _open_container(path: Path) -> Iterator[av.container.InputContainer]:
     except av.error.FileNotFoundError as exc:
         raise VideoError(f"{path}: no such file.") from exc
     except av.error.InvalidDataError as exc:
-        raise VideoError(f"{path}: not a readable video or image (corrupt or unknown format).") from exc
+        raise VideoError(
+            f"{path}: not a readable video or image (corrupt or unknown format)."
+        ) from exc
     except (av.error.FFmpegError, OSError) as exc:
         raise VideoError(f"{path}: cannot be opened ({exc.__class__.__name__}).") from exc
     try:
@@ -121,7 +142,9 @@ def _open_container(path: Path) -> Iterator[av.container.InputContainer]:
         container.close()
 
 
-def _video_stream(container: av.container.InputContainer, path: Path) -> av.video.stream.VideoStream:
+def _video_stream(
+    container: av.container.InputContainer, path: Path
+) -> av.video.stream.VideoStream:
     if not container.streams.video:
         raise VideoError(f"{path}: the file has no video stream.")
     return container.streams.video[0]
@@ -134,7 +157,9 @@ def _stream_rate(stream: av.video.stream.VideoStream) -> Fraction:
     return Fraction(rate)
 
 
-def _count_packets(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+def _count_packets(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> int:
     count = 0
     for packet in container.demux(stream):
         if packet.size:
@@ -155,7 +180,12 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         files = _image_files(path) if path.is_dir() else [path]
         first = _decode_image(files[0])
         return VideoInfo(
-            str(path), len(files), IMAGE_FOLDER_FPS, first.shape[1], first.shape[0], False,
+            str(path),
+            len(files),
+            IMAGE_FOLDER_FPS,
+            first.shape[1],
+            first.shape[0],
+            False,
             Fraction(IMAGE_FOLDER_FPS),
         )
     with _open_container(path) as container:
@@ -165,8 +195,13 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             raise VideoError(f"{path}: the video stream holds no frames.")
         rate = _stream_rate(stream)
         return VideoInfo(
-            str(path), int(frames), float(rate), stream.codec_context.width,
-            stream.codec_context.height, bool(container.streams.audio), rate,
+            str(path),
+            int(frames),
+            float(rate),
+            stream.codec_context.width,
+            stream.codec_context.height,
+            bool(container.streams.audio),
+            rate,
         )
 
 
@@ -191,8 +226,13 @@ def _frame_to_array(
     reformatter = reformatter or VideoReformatter()
     height, width = shape or (frame.height, frame.width)
     shrinking = height * width < frame.height * frame.width
-    rgb = reformatter.reformat(frame, width=width, height=height, format="rgb24",
-                               interpolation="AREA" if shrinking else "BICUBIC")
+    rgb = reformatter.reformat(
+        frame,
+        width=width,
+        height=height,
+        format="rgb24",
+        interpolation="AREA" if shrinking else "BICUBIC",
+    )
     return rgb.to_ndarray()
 
 
@@ -203,7 +243,7 @@ def to_frames_tensor(arrays: list[np.ndarray] | np.ndarray) -> torch.Tensor:
 
 
 def to_uint8_frames(frames: torch.Tensor) -> np.ndarray:
-    """float ``[C, T, H, W]`` in ``[0, 1]`` (values outside are clipped) -> uint8 ``[T, H, W, 3]``."""
+    """float ``[C, T, H, W]`` in ``[0, 1]`` (clipped) -> uint8 ``[T, H, W, 3]``."""
     if frames.ndim != 4 or frames.shape[0] != 3:
         raise VideoError(f"expected frames shaped [3, T, H, W], got {list(frames.shape)}.")
     if frames.dtype == torch.uint8:
@@ -225,7 +265,10 @@ class VideoReader:
     """
 
     def __init__(
-        self, path: str | os.PathLike, *, size: int | None = None,
+        self,
+        path: str | os.PathLike,
+        *,
+        size: int | None = None,
         shape: tuple[int, int] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -254,7 +297,9 @@ class VideoReader:
         """Yield ``(start, frames [C, T, H, W])`` windows of ``clip_len`` frames advancing by
         ``clip_len - overlap``; the last window is shorter when the video ends."""
         if clip_len <= 0 or not 0 <= overlap < clip_len:
-            raise VideoError(f"need clip_len > overlap >= 0, got clip_len={clip_len}, overlap={overlap}.")
+            raise VideoError(
+                f"need clip_len > overlap >= 0, got clip_len={clip_len}, overlap={overlap}."
+            )
         hop = clip_len - overlap
         buffer: list[np.ndarray] = []
         start = 0
@@ -298,7 +343,9 @@ def _decode_frames(path: Path, start: int) -> Iterator[tuple[int, av.VideoFrame]
         except av.error.EOFError:
             pass
         except av.error.FFmpegError as exc:
-            raise VideoError(f"{path}: corrupt or truncated video data ({exc.__class__.__name__}).") from exc
+            raise VideoError(
+                f"{path}: corrupt or truncated video data ({exc.__class__.__name__})."
+            ) from exc
         # The index promised more frames than the data holds: the file was cut short.
         if expected and sequential < expected - max(2, expected // 20):
             raise VideoError(
@@ -331,10 +378,13 @@ def read_video(
         ``(frames, fps)``: frames ``[C, T, H, W]`` float32 in ``[0, 1]`` and the native frame rate.
 
     Raises:
-        VideoError: missing, empty, corrupt or truncated input, no video stream, or no frame in range.
+        VideoError: missing, empty, corrupt or truncated input, no video stream, or no frame in
+        range.
     """
     if start < 0 or stride < 1 or (num_frames is not None and num_frames < 1):
-        raise VideoError(f"invalid window: start={start}, num_frames={num_frames}, stride={stride}.")
+        raise VideoError(
+            f"invalid window: start={start}, num_frames={num_frames}, stride={stride}."
+        )
     path = Path(path)
     info = probe_video(path)
     out_shape = shape or resized_shape(info.height, info.width, size)
@@ -352,7 +402,9 @@ def read_video(
                 arrays.append(_frame_to_array(frame, out_shape, reformatter))
     if not arrays:
         if start > 0:
-            raise VideoError(f"{path}: no frame at index {start} or after (the video has {info.frames}).")
+            raise VideoError(
+                f"{path}: no frame at index {start} or after (the video has {info.frames})."
+            )
         raise VideoError(f"{path}: no frame could be decoded (corrupt or truncated data).")
     return to_frames_tensor(arrays), info.fps
 
@@ -369,7 +421,8 @@ class VideoWriter:
         fps: frame rate (a ``Fraction`` keeps NTSC rates such as 30000/1001 exact).
         width, height: frame size; odd sizes are padded by one replicated column/row.
         audio_from: copy the first audio stream of this file (cut to the video's length).
-        lossless: lossless RGB H.264 (``libx264rgb``, crf 0) instead of yuv420p; for tests and masters.
+        lossless: lossless RGB H.264 (``libx264rgb``, crf 0) instead of yuv420p; for tests and
+        masters.
         crf: x264 constant rate factor (lower is better quality).
         preset: x264 speed preset.
         overwrite: replace an existing file instead of raising :class:`OutputExistsError`.
@@ -411,7 +464,8 @@ class VideoWriter:
             self._stream.pix_fmt = "rgb24" if lossless else "yuv420p"
             self._stream.codec_context.time_base = 1 / self.rate
             self._stream.options = (
-                {"crf": "0", "preset": "ultrafast"} if lossless
+                {"crf": "0", "preset": "ultrafast"}
+                if lossless
                 else {"crf": str(crf), "preset": preset}
             )
             if audio_from is not None:
@@ -516,14 +570,21 @@ def write_video(
     Frame count and frame rate are preserved; ``audio_from`` copies that file's audio in.
     """
     if frames.ndim != 4 or frames.shape[0] != 3 or frames.shape[1] == 0:
-        raise VideoError(f"expected frames shaped [3, T, H, W] with T > 0, got {list(frames.shape)}.")
+        raise VideoError(
+            f"expected frames shaped [3, T, H, W] with T > 0, got {list(frames.shape)}."
+        )
     height, width = frames.shape[-2:]
     with VideoWriter(
-        path, fps=fps, width=width, height=height, audio_from=audio_from, lossless=lossless,
-        crf=crf, overwrite=overwrite,
+        path,
+        fps=fps,
+        width=width,
+        height=height,
+        audio_from=audio_from,
+        lossless=lossless,
+        crf=crf,
+        overwrite=overwrite,
     ) as writer:
         step = max(1, int(2**26 // max(1, 3 * height * width)))  # convert ~64 MiB at a time
         for t in range(0, frames.shape[1], step):
             writer.write(frames[:, t : t + step])
     return Path(path)
-

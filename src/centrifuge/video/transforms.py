@@ -1,4 +1,4 @@
-"""Pure functions on frames ``[C, T, H, W]`` (or batches ``[..., C, T, H, W]``), floats in ``[0, 1]``."""
+"""Pure functions on frames ``[C, T, H, W]`` (or ``[..., C, T, H, W]``), floats in ``[0, 1]``."""
 
 from __future__ import annotations
 
@@ -44,8 +44,9 @@ def resize(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
         return frames
     lead = frames.shape[:-2]
     flat = frames.reshape(-1, 1, *frames.shape[-2:])  # [(B C T), 1, H, W]
-    out = F.interpolate(flat, size=(height, width), mode="bilinear", antialias=True,
-                        align_corners=False)
+    out = F.interpolate(
+        flat, size=(height, width), mode="bilinear", antialias=True, align_corners=False
+    )
     return out.reshape(*lead, height, width)
 
 
@@ -64,13 +65,17 @@ def freeze(frames: torch.Tensor, index: int) -> torch.Tensor:
 def pad_to_multiple(
     frames: torch.Tensor, multiples: tuple[int, int, int]
 ) -> tuple[torch.Tensor, tuple[int, int, int]]:
-    """Replicate-pad ``[..., C, T, H, W]`` at the end of T, H and W up to multiples of ``multiples``.
+    """Replicate-pad ``[..., C, T, H, W]`` at the end of T, H and W to multiples of ``multiples``.
 
     Returns the padded frames and the original ``(T, H, W)`` for :func:`unpad`.
     """
     t, h, w = frames.shape[-3:]
     mt, mh, mw = multiples
-    pt, ph, pw = (math.ceil(t / mt) * mt - t, math.ceil(h / mh) * mh - h, math.ceil(w / mw) * mw - w)
+    pt, ph, pw = (
+        math.ceil(t / mt) * mt - t,
+        math.ceil(h / mh) * mh - h,
+        math.ceil(w / mw) * mw - w,
+    )
     if pt == ph == pw == 0:
         return frames, (t, h, w)
     lead = frames.shape[:-4]
