@@ -27,11 +27,12 @@ from centrifuge.losses.pit import best_assignment
 from centrifuge.models.fuse import fold_batchnorm
 from centrifuge.video.clips import triangular_weights
 from centrifuge.video.io import resized_shape
-from centrifuge.video.transforms import pad_to_multiple, resize, unpad
+from centrifuge.video.transforms import pad_to_multiple, resize, shrink, unpad
 
 __all__ = ["STRIDES", "Separator", "align_order", "separate"]
 
 STRIDES = (8, 32, 32)  # I3D's total strides in (T, H, W) up to Mixed_5c
+ALIGN_SIDE = 96  # layer order is matched on frames resized to this short side
 
 
 def align_order(pred: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -40,7 +41,9 @@ def align_order(pred: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     Shapes: pred ``[N, C, T, H, W]``, reference ``[N, C, T, H, W]`` -> int64 ``[N]`` such that
     ``pred[order]`` lines up with ``reference``.
     """
-    pw = pairwise_l1_grad(pred[None].float(), reference[None].float())  # [1, N, N]
+    # the order is plain to see at low resolution: compare there
+    pred, reference = shrink(pred.float(), ALIGN_SIDE), shrink(reference.float(), ALIGN_SIDE)
+    pw = pairwise_l1_grad(pred[None], reference[None])  # [1, N, N]
     _, match = best_assignment(pw)
     return match[0]
 

@@ -35,10 +35,9 @@ from centrifuge.video.io import (
     VideoReader,
     VideoWriter,
     probe_video,
-    resized_shape,
     to_uint8_frames,
 )
-from centrifuge.video.transforms import resize
+from centrifuge.video.transforms import shrink
 from centrifuge.viz import image_grid, save_png
 
 __all__ = ["SeparateOptions", "output_paths", "separate_file", "separate_inputs"]
@@ -81,9 +80,7 @@ class _Stats:
     def add(self, layers: torch.Tensor, frames: torch.Tensor) -> None:
         """layers ``[N, C, t, H, W]``, frames ``[C, t, H, W]`` (compared at a short side of 96)."""
         t = frames.shape[1]
-        h, w = frames.shape[-2:]
-        small = resized_shape(h, w, min(96, h, w))
-        layers, frames = resize(layers, *small), resize(frames, *small)
+        layers, frames = shrink(layers, 96), shrink(frames, 96)
         self.to_input += video_loss(layers, frames[None]).double() * t
         self.between += video_loss(layers[:, None], layers[None]).double() * t
         self.frames += t
@@ -264,6 +261,7 @@ def separate_file(
                 width=shape[1],
                 height=shape[0],
                 audio_from=input_path,
+                threads=1,  # the model owns the cores; one encoder thread writes all layers
             )
             for i in range(n)
         ]

@@ -425,6 +425,8 @@ class VideoWriter:
         masters.
         crf: x264 constant rate factor (lower is better quality).
         preset: x264 speed preset.
+        threads: encoder threads (0 = x264's choice, about 1.5 per core); 1 when the encoder
+            shares the CPU with other work, such as a model running beside it.
         overwrite: replace an existing file instead of raising :class:`OutputExistsError`.
     """
 
@@ -439,6 +441,7 @@ class VideoWriter:
         lossless: bool = False,
         crf: int = 18,
         preset: str = "veryfast",
+        threads: int = 0,
         overwrite: bool = False,
     ) -> None:
         self.path = Path(path)
@@ -468,6 +471,8 @@ class VideoWriter:
                 if lossless
                 else {"crf": str(crf), "preset": preset}
             )
+            if threads:
+                self._stream.codec_context.thread_count = threads
             if audio_from is not None:
                 self._open_audio(Path(audio_from))
         except BaseException:

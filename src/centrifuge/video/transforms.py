@@ -15,6 +15,7 @@ __all__ = [
     "pad_to_multiple",
     "resize",
     "resize_short_side",
+    "shrink",
     "unpad",
 ]
 
@@ -55,6 +56,19 @@ def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
     h, w = frames.shape[-2:]
     scale = size / min(h, w)
     return resize(frames, max(size, round(h * scale)), max(size, round(w * scale)))
+
+
+def shrink(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Cheap down-sampling (area averaging) of ``[..., C, T, H, W]`` to a short side of at most
+    ``size``, for comparisons rather than for display."""
+    h, w = frames.shape[-2:]
+    if min(h, w) <= size:
+        return frames
+    scale = size / min(h, w)
+    shape = (max(1, round(h * scale)), max(1, round(w * scale)))
+    lead = frames.shape[:-2]
+    flat = frames.reshape(-1, 1, h, w)
+    return F.interpolate(flat, size=shape, mode="area").reshape(*lead, *shape)
 
 
 def freeze(frames: torch.Tensor, index: int) -> torch.Tensor:
