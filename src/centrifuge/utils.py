@@ -71,13 +71,21 @@ def distributed_share(items: list, device: torch.device) -> tuple[list, torch.de
     return items[rank::world], device
 
 
+# Buffers under 64 MiB stay on the heap; larger ones (full-resolution feature maps) are still
+# mapped and unmapped. With a 1 GiB threshold the model ran 17% faster end to end, but the
+# never-trimmed heap fragmented and crept up over long videos (224p: peak 2.28 GB for 10 s,
+# 2.66 GB for 60 s); with 64 MiB the peak stays flat (2.09 vs 2.19 GB).
+MMAP_THRESHOLD = 64 << 20
+
+
 def tune_cpu_allocator() -> bool:
     """Keep large CPU tensors on the glibc heap instead of fresh ``mmap`` pages.
 
     PyTorch frees and re-allocates the activations of a 3D ConvNet at every call; with glibc's
     defaults each of those buffers is a new ``mmap`` whose pages fault in again (measured: a third
-    of the CPU time spent in the kernel for `small` on 2 cores). Called by the command line once at
-    start-up; a no-op where glibc is not the allocator. Returns whether it applied.
+    of the CPU time spent in the kernel for `small` on 2 cores). Buffers up to
+    :data:`MMAP_THRESHOLD` are kept on the heap, which is never trimmed. Called by the command line
+    once at start-up; a no-op where glibc is not the allocator. Returns whether it applied.
     """
     import ctypes
     import ctypes.util
@@ -89,7 +97,7 @@ def tune_cpu_allocator() -> bool:
         libc = ctypes.CDLL(name)
         m_trim_threshold, m_mmap_threshold = -1, -3
         return bool(
-            libc.mallopt(m_mmap_threshold, 1 << 30)
+            libc.mallopt(m_mmap_threshold, MMAP_THRESHOLD)
             and libc.mallopt(m_trim_threshold, (1 << 31) - 1)
         )
     except (OSError, AttributeError):
