@@ -2,6 +2,7 @@
 
     python scripts/export_weights.py RUN/last.pt src/centrifuge/weights/small.safetensors
     python scripts/export_weights.py RUN/last.pt OUT/small.safetensors --parts 2   # for size limits
+    python scripts/export_weights.py RUN/last.pt OUT/small.safetensors --half   # fp16 parameters
     python scripts/export_weights.py --join OUT/small.part1.safetensors OUT/small.part2.safetensors
     \
         src/centrifuge/weights/small.safetensors
@@ -13,13 +14,27 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from centrifuge.checkpoint import load_checkpoint, read_weights, write_weights
 
 
-def export(ckpt_path: str, out: str, parts: int) -> None:
+def halve(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Floating-point parameters as fp16 (half the file; loading casts them back to the model's
+    fp32). BatchNorm statistics and integer buffers keep their type."""
+    return {
+        k: v.half() if v.is_floating_point() and "running_" not in k else v
+        for k, v in state.items()
+    }
+
+
+def export(ckpt_path: str, out: str, parts: int, half: bool = False) -> None:
     ckpt = load_checkpoint(ckpt_path)
     state, name, kwargs = ckpt["model"], ckpt["model_name"], ckpt["model_kwargs"]
     extra = {"step": str(ckpt["step"]), "config": json.dumps(ckpt["config"])}
+    if half:
+        state = halve(state)
+        extra["dtype"] = "float16"
     if parts == 1:
         write_weights(state, out, model_name=name, model_kwargs=kwargs, extra=extra)
         print(out)
@@ -57,11 +72,12 @@ def main() -> None:
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--parts", type=int, default=1)
     parser.add_argument("--join", action="store_true")
+    parser.add_argument("--half", action="store_true", help="store parameters as fp16")
     args = parser.parse_args()
     if args.join:
         join(args.paths[:-1], args.paths[-1])
     else:
-        export(args.paths[0], args.paths[1], args.parts)
+        export(args.paths[0], args.paths[1], args.parts, args.half)
 
 
 if __name__ == "__main__":

@@ -4,12 +4,15 @@ The device machine receives only the repository (at most 64 MiB), so the trainin
 re-encoded at a small size with our own writer: train/ at a short side of 130 px (the clip bank
 then resizes to 129 = 1.15 x 112), val/ at 112 px, photos/ at 258 px as JPEG.
 
-    python scripts/prepare_device_data.py ../shared/data .gpu/data
+    python scripts/prepare_device_data.py ../shared/data .gpu/data [--crf 19]
+
+A higher ``--crf`` (x264 quality, 0 = lossless) makes the copy smaller when the repository and
+the carried wheels leave little room under the 64 MiB limit.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 from PIL import Image
@@ -18,21 +21,26 @@ from centrifuge.data.index import find_videos
 from centrifuge.video.io import IMAGE_EXTENSIONS, VideoReader, VideoWriter
 
 
-def reencode(src: Path, dst: Path, short: int) -> None:
+def reencode(src: Path, dst: Path, short: int, crf: int) -> None:
     reader = VideoReader(src, size=short)
     h, w = reader.shape
     with VideoWriter(
-        dst, fps=reader.info.rate, width=w, height=h, crf=19, preset="slow", overwrite=True
+        dst, fps=reader.info.rate, width=w, height=h, crf=crf, preset="slow", overwrite=True
     ) as writer:
         for frame in reader:
             writer.write(frame[None])
 
 
 def main() -> None:
-    source, target = Path(sys.argv[1]), Path(sys.argv[2])
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("source", type=Path)
+    parser.add_argument("target", type=Path)
+    parser.add_argument("--crf", type=int, default=19)
+    args = parser.parse_args()
+    source, target = args.source, args.target
     for split, short in (("train", 130), ("val", 112)):
         for video in find_videos(source / split):
-            reencode(video, target / split / f"{video.stem}.mp4", short)
+            reencode(video, target / split / f"{video.stem}.mp4", short, args.crf)
     (target / "photos").mkdir(parents=True, exist_ok=True)
     for photo in sorted((source / "photos").iterdir()):
         if photo.suffix.lower() in IMAGE_EXTENSIONS:

@@ -18,6 +18,8 @@ import torch
 import centrifuge.train
 from centrifuge.cli import main
 from centrifuge.config import apply_overrides, load_config
+from centrifuge.errors import ConfigError
+from centrifuge.models.registry import build_model
 from centrifuge.data.bank import build_bank
 from centrifuge.data.folder import ClipSpec
 from centrifuge.data.index import scan_folder
@@ -372,3 +374,45 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["step"] == 4
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_init_starts_a_predictor_corrector_from_a_trained_predictor(
+    tiny_run, train_clips: Path, tmp_path: Path, keep_threads
+) -> None:
+    trainer, _ = tiny_run
+    source = trainer.out / "last.pt"
+    config = load_config(
+        "tiny",
+        [
+            *SMALL,
+            "train.steps=1",
+            "model.residual=false",
+            "model.corrector=true",
+            f"train.init={source}",
+        ],
+    )
+    fine = Trainer(config, data=train_clips, out=tmp_path / "fine", device="cpu")
+    trained = trainer.model.state_dict()
+    own = fine.model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in trained.items())
+    assert any(k.startswith("corrector.") for k in own)
+
+
+def test_init_from_weights_of_another_architecture_is_a_config_error(
+    tiny_run, train_clips: Path, tmp_path: Path, keep_threads
+) -> None:
+    trainer, _ = tiny_run
+    config = load_config(
+        "tiny", [*SMALL, "model.width=0.5", f"train.init={trainer.out / 'last.pt'}"]
+    )
+    with pytest.raises(ConfigError, match="does not fit"):
+        Trainer(config, data=train_clips, out=tmp_path / "other", device="cpu")
+
+
+def test_a_residual_predictor_corrector_starts_at_the_identity_baseline() -> None:
+    torch.manual_seed(0)
+    model = build_model("tiny", residual=True, corrector=True).eval()
+    mixture = torch.rand(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        out = model(mixture)
+    assert torch.allclose(out, mixture.unsqueeze(1).expand_as(out))

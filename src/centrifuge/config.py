@@ -112,6 +112,7 @@ class TrainConfig:
     ckpt_minutes: float = 10.0
     keep_last: int = 3
     threads: int | None = None  # torch intra-op threads per process (None = torch's default)
+    init: str | None = None  # weights to start from: a registered name, .safetensors or .pt
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,9 @@ class CentrifugeNet(nn.Module):
         if residual:  # start exactly at the identity baseline: every layer = the mixture
             nn.init.zeros_(self.predictor.decoder.head.weight)
             nn.init.zeros_(self.predictor.decoder.head.bias)
+            if self.corrector is not None:  # ...and a corrector starts as a no-op
+                nn.init.zeros_(self.corrector.decoder.head.weight)
+                nn.init.zeros_(self.corrector.decoder.head.bias)
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         """Separate a mixture.
