@@ -18,11 +18,11 @@ import torch
 import centrifuge.train
 from centrifuge.cli import main
 from centrifuge.config import apply_overrides, load_config
-from centrifuge.errors import ConfigError
-from centrifuge.models.registry import build_model
 from centrifuge.data.bank import build_bank
 from centrifuge.data.folder import ClipSpec
 from centrifuge.data.index import scan_folder
+from centrifuge.errors import ConfigError
+from centrifuge.models.registry import build_model
 from centrifuge.pretrained import load_model
 from centrifuge.train import Trainer
 

@@ -82,7 +82,10 @@ class _Stats:
         t = frames.shape[1]
         layers, frames = shrink(layers, 96), shrink(frames, 96)
         self.to_input += video_loss(layers, frames[None]).double() * t
-        self.between += video_loss(layers[:, None], layers[None]).double() * t
+        i, j = torch.triu_indices(len(layers), len(layers), offset=1)  # each pair once
+        pair = video_loss(layers[i], layers[j]).double() * t
+        self.between[i, j] += pair
+        self.between[j, i] += pair
         self.frames += t
 
     def choose(self, which: str) -> list[int]:
