@@ -71,13 +71,13 @@ def distributed_share(items: list, device: torch.device) -> tuple[list, torch.de
     return items[rank::world], device
 
 
-# Buffers under 64 MiB stay on the heap; larger ones (full-resolution feature maps) are still
-# mapped and unmapped. With a 1 GiB threshold the model ran 17% faster end to end, but the
-# never-trimmed heap fragmented and crept up over long videos (224p: peak 2.28 GB for 10 s,
-# 2.66 GB for 60 s); with 64 MiB the peak grows less (1.98 vs 2.18 GB, ratio 1.10), and with a
-# single malloc arena for all threads (decoder, encoders and torch's share one heap instead of
-# each keeping its own) it stays within 1.07 (2.07 vs 2.20 GB) at the same speed.
-MMAP_THRESHOLD = 64 << 20
+# Buffers under 1 GiB stay on the heap (every activation of `small` at 224p); only larger ones are
+# mapped and unmapped. Measured on 2 cores, 224p (`centrifuge separate`, peak RSS, 10 s vs 60 s):
+# glibc's defaults ran the model at half speed (page faults); 1 GiB with one arena per thread
+# (glibc's default) was fast but the heaps crept up over long videos (2.28 vs 2.52 GB); 64 MiB
+# kept memory flatter but cost 40% of the model's speed; 1 GiB with one arena shared by all
+# threads is both fast and flat (8.3 fps, 2.36 GB vs 9.1 fps, 2.38 GB).
+MMAP_THRESHOLD = 1 << 30
 
 
 def tune_cpu_allocator() -> bool:
