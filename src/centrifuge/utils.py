@@ -73,8 +73,8 @@ def distributed_share(items: list, device: torch.device) -> tuple[list, torch.de
 
 # Buffers under 1 GiB stay on the heap (every activation of `small` at 224p); only larger ones are
 # mapped and unmapped. Measured on 2 cores, 224p (`centrifuge separate`, peak RSS, 10 s vs 60 s):
-# glibc's defaults ran the model at half speed (page faults); 1 GiB with one arena per thread
-# (glibc's default) was fast but the heaps crept up over long videos (2.28 vs 2.52 GB); 64 MiB
+# glibc's defaults ran the model at half speed (page faults); 1 GiB with glibc's several arenas
+# (one per thread in use) was fast but the heaps crept up over long videos (2.28 vs 2.52 GB); 64 MiB
 # kept memory flatter but cost 40% of the model's speed; 1 GiB with one arena shared by all
 # threads is both fast and flat (8.3 fps, 2.36 GB vs 9.1 fps, 2.38 GB).
 MMAP_THRESHOLD = 1 << 30
