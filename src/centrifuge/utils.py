@@ -71,13 +71,14 @@ def distributed_share(items: list, device: torch.device) -> tuple[list, torch.de
     return items[rank::world], device
 
 
-# Buffers under 1 GiB stay on the heap (every activation of `small` at 224p); only larger ones are
-# mapped and unmapped. Measured on 2 cores, 224p (`centrifuge separate`, peak RSS, 10 s vs 60 s):
-# glibc's defaults ran the model at half speed (page faults); 1 GiB with glibc's several arenas
-# (one per thread in use) was fast but the heaps crept up over long videos (2.28 vs 2.52 GB); 64 MiB
-# kept memory flatter but cost 40% of the model's speed; 1 GiB with one arena shared by all
-# threads is both fast and flat (8.3 fps, 2.36 GB vs 9.1 fps, 2.38 GB).
-MMAP_THRESHOLD = 1 << 30
+# Buffers under 64 MiB stay on the heap; larger ones (full-resolution feature maps) are mapped
+# and unmapped at each call. Measured on 2 cores, 224p (`centrifuge separate`, peak RSS, 10 s vs
+# 60 s input): glibc's defaults ran the model at half speed (page faults). A 1 GiB threshold keeps
+# every buffer on the heap and the model 25-40% faster, but the never-trimmed heaps fragment over
+# long videos by an amount that varies from run to run (60 s / 10 s peak: 1.11 with glibc's several
+# arenas; 1.01 and 1.11 in two runs with one arena). 64 MiB with one arena for all threads stayed
+# within 1.08 in two runs (2.00 vs 2.16 GB, 2.07 vs 2.20 GB).
+MMAP_THRESHOLD = 64 << 20
 
 
 def tune_cpu_allocator() -> bool:
