@@ -26,21 +26,9 @@ def test_table1_writes_markdown_chart_and_json(
     )
     monkeypatch.setitem(rep.SCALES, "tiny", fast)
     out = tmp_path / "rep"
-    code = main(
-        [
-            "reproduce",
-            "table1",
-            "--scale",
-            "tiny",
-            "--out",
-            str(out),
-            "--data",
-            str(shared_data / "train"),
-            "--val",
-            str(shared_data / "val"),
-        ]
-    )
-    assert code == 0
+    data = ["--data", str(shared_data / "train"), "--val", str(shared_data / "val")]
+    command = ["reproduce", "table1", "--scale", "tiny", "--out", str(out), *data]
+    assert main(command) == 0
     result = json.loads((out / "table1.json").read_text())
     assert [r["row"] for r in result["rows"]] == list(rep.PAPER["table1"])
     assert (out / "table1.png").stat().st_size > 1000
@@ -48,23 +36,7 @@ def test_table1_writes_markdown_chart_and_json(
     assert "0.561" in text and "predictor (trained)" in text
     # the trained run is reused, not trained again
     mtime = (out / "runs" / "predictor-2" / "last.pt").stat().st_mtime
-    assert (
-        main(
-            [
-                "reproduce",
-                "table1",
-                "--scale",
-                "tiny",
-                "--out",
-                str(out),
-                "--data",
-                str(shared_data / "train"),
-                "--val",
-                str(shared_data / "val"),
-            ]
-        )
-        == 0
-    )
+    assert main(command) == 0
     assert (out / "runs" / "predictor-2" / "last.pt").stat().st_mtime == mtime
 
 

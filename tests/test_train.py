@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -416,3 +417,16 @@ def test_a_residual_predictor_corrector_starts_at_the_identity_baseline() -> Non
     with torch.no_grad():
         out = model(mixture)
     assert torch.allclose(out, mixture.unsqueeze(1).expand_as(out))
+
+
+def test_resume_says_which_settings_it_ignores(
+    tiny_run, train_clips: Path, tmp_path: Path, keep_threads, caplog
+) -> None:
+    trainer, _ = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(trainer.out, run)
+    args = _train_command(train_clips, run, "train.steps=20", "train.lr=0.5", resume=True)
+    with caplog.at_level("WARNING", logger="centrifuge"):
+        assert main(args) == 0
+    assert "ignoring --set" in caplog.text and "train.lr=0.5" in caplog.text
+    assert "train.steps=20" not in caplog.text

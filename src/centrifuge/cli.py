@@ -98,6 +98,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from centrifuge.train import Trainer
 
     config = load_config(args.config, args.set)
+    ignored = [s for s in args.set if not s.startswith("train.steps=")]
+    if args.resume and ignored:  # the run continues with the config it was started with
+        log.warning("--resume keeps the run's own config: ignoring --set %s", ", ".join(ignored))
     bar = _progress_bar(config.train.steps, "step", "train")
 
     def progress(info: dict) -> None:
