@@ -430,3 +430,12 @@ def test_resume_says_which_settings_it_ignores(
         assert main(args) == 0
     assert "ignoring --set" in caplog.text and "train.lr=0.5" in caplog.text
     assert "train.steps=20" not in caplog.text
+
+
+def test_processes_on_one_cpu_machine_share_its_threads(
+    train_clips: Path, tmp_path: Path, keep_threads, monkeypatch
+) -> None:
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # as torchrun sets it for 2 processes
+    config = load_config("tiny", [*SMALL, "train.threads=2", "train.steps=1"])
+    Trainer(config, data=train_clips, out=tmp_path / "run", device="cpu")
+    assert torch.get_num_threads() == 1

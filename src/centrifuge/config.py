@@ -111,7 +111,8 @@ class TrainConfig:
     ckpt_every: int = 200
     ckpt_minutes: float = 10.0
     keep_last: int = 3
-    threads: int | None = None  # torch intra-op threads per process (None = torch's default)
+    threads: int | None = None  # torch threads per machine (None = torch default); split between
+    # the processes torchrun starts on one CPU machine
     init: str | None = None  # weights to start from: a registered name, .safetensors or .pt
 
 

@@ -143,11 +143,16 @@ class Trainer:
             config = replace(saved, train=replace(saved.train, steps=config.train.steps))
         self.config = config
         tc = config.train
-        if tc.threads:
-            torch.set_num_threads(tc.threads)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(f"cuda:{local_rank}" if device == "cuda" else device)
+        threads = tc.threads
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        if self.device.type == "cpu" and local_world > 1:
+            # Processes of one machine share its cores: more OpenMP threads than cores stall.
+            threads = max(1, (threads or torch.get_num_threads()) // local_world)
+        if threads:
+            torch.set_num_threads(threads)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels
