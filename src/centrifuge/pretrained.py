@@ -16,7 +16,7 @@ from centrifuge.models.registry import MODEL_CONFIGS, build_model, model_kwargs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["bundled_weights", "load_model", "untrained_like"]
+__all__ = ["bundled_weights", "initialise_from", "load_model", "untrained_like"]
 
 
 def _seeded(make, seed: int):
@@ -100,3 +100,21 @@ def load_model(
     model = _from_state(name, kwargs, state, str(path))
     model.pretrained = True  # type: ignore[attr-defined]
     return model.to(device).eval()
+
+
+def initialise_from(model: torch.nn.Module, source: str | os.PathLike) -> None:
+    """Copy the weights of ``source`` (a registered name with bundled weights, a ``.safetensors``
+    file or a ``.pt`` checkpoint) into ``model``, to fine-tune it. Tensors that ``source`` lacks may
+    only be the corrector's (a predictor-corrector can start from a trained predictor); any other
+    difference is a :class:`ModelError`."""
+    state = load_model(source, allow_untrained=False).state_dict()
+    own = model.state_dict()
+    for key, value in state.items():
+        if key not in own or own[key].shape != value.shape:
+            raise ModelError(f"{source} does not fit this architecture (tensor {key}).")
+    missing = [k for k in own if k not in state]
+    if any(not k.startswith("corrector.") for k in missing):
+        raise ModelError(f"{source} lacks tensors of this model ({missing[0]}).")
+    model.load_state_dict(state, strict=False)
+    if missing:
+        log.info("%s: the corrector starts fresh", source)

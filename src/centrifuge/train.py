@@ -37,6 +37,7 @@ from centrifuge.data.validation import iter_pairs, validation_pairs
 from centrifuge.errors import ConfigError, ModelError, OutputExistsError, TrainingError
 from centrifuge.losses import diversity, diversity_loss, pit_loss, recomposition_loss
 from centrifuge.models.registry import build_model, model_kwargs
+from centrifuge.pretrained import initialise_from
 from centrifuge.viz import image_grid, save_png
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,10 @@ class Trainer:
             self.step = int(ckpt["step"])
             restore_rng(ckpt["rng"])
         elif tc.init:
-            initialise_from(self.model, tc.init)
+            try:
+                initialise_from(self.model, tc.init)
+            except ModelError as exc:
+                raise ConfigError(f"train.init: {exc}") from exc
         self.net = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -573,28 +577,3 @@ def _version() -> str:
     from centrifuge import __version__
 
     return __version__
-
-
-def initialise_from(model: torch.nn.Module, source: str) -> None:
-    """Copy the weights of ``source`` (a registered name with bundled weights, a ``.safetensors``
-    file or a ``.pt`` checkpoint) into ``model`` before training (fine-tuning). Tensors that
-    ``source`` lacks may only be the corrector's: a predictor-corrector can start from a trained
-    predictor. Any other difference is a :class:`ConfigError`."""
-    from centrifuge.pretrained import load_model
-
-    try:
-        state = load_model(source, allow_untrained=False).state_dict()
-    except ModelError as exc:
-        raise ConfigError(f"train.init: {exc}") from exc
-    own = model.state_dict()
-    for key, value in state.items():
-        if key not in own or own[key].shape != value.shape:
-            raise ConfigError(
-                f"train.init: {source} does not fit this architecture (tensor {key})."
-            )
-    missing = [k for k in own if k not in state]
-    if any(not k.startswith("corrector.") for k in missing):
-        raise ConfigError(f"train.init: {source} lacks tensors of this model ({missing[0]}).")
-    model.load_state_dict(state, strict=False)
-    if missing:
-        log.info("train.init: %s; the corrector starts fresh", source)
