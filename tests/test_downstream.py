@@ -88,32 +88,18 @@ def test_downstream_protocol_wiring(labelled) -> None:
     assert 0.0 <= scores["separated"] <= 1.0
 
 
+def _evaluate(root: Path, pairs: int, *extra: str | Path) -> int:
+    """``centrifuge evaluate`` of the untrained tiny model on 8x24x24 blends of ``root``."""
+    args = ["--model", "tiny", "--pairs", str(pairs), "--clip-len", "8", "--size", "24"]
+    return main(["evaluate", "--data", str(root), *args, *map(str, extra)])
+
+
 def test_evaluate_cli_adds_downstream_scores(labelled, tmp_path: Path) -> None:
     root, path = labelled
     out = tmp_path / "e.json"
     classes = tmp_path / "classes.txt"
     classes.write_text("\n".join(CLASSES))
-    code = main(
-        [
-            "evaluate",
-            "--data",
-            str(root),
-            "--model",
-            "tiny",
-            "--pairs",
-            "4",
-            "--clip-len",
-            "8",
-            "--size",
-            "24",
-            "--classifier",
-            str(path),
-            "--classes",
-            str(classes),
-            "--json",
-            str(out),
-        ]
-    )
+    code = _evaluate(root, 4, "--classifier", path, "--classes", classes, "--json", out)
     assert code == 0
     data = json.loads(out.read_text())
     assert set(data["downstream"]) == {"mixed", "separated", "clean", "pairs"}
@@ -124,23 +110,4 @@ def test_bad_classifier_file_is_a_clear_error(labelled, tmp_path: Path) -> None:
     root, _ = labelled
     bad = tmp_path / "bad.pt"
     bad.write_text("nope")
-    assert (
-        main(
-            [
-                "evaluate",
-                "--data",
-                str(root),
-                "--model",
-                "tiny",
-                "--pairs",
-                "2",
-                "--clip-len",
-                "8",
-                "--size",
-                "24",
-                "--classifier",
-                str(bad),
-            ]
-        )
-        == 2
-    )
+    assert _evaluate(root, 2, "--classifier", bad) == 2
