@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from centrifuge.data.index import VideoEntry
-from centrifuge.utils import cache_dir
+from centrifuge.utils import cache_dir, publish
 from centrifuge.video.io import VideoReader, resized_shape
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def build_bank(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    os.replace(tmp, data_path)
+    publish(tmp, data_path)
     meta = {
         "version": BANK_VERSION,
         "short_side": short_side,
@@ -116,7 +116,7 @@ def build_bank(
     handle, meta_tmp = tempfile.mkstemp(prefix=f".bank-{key}.", suffix=".json.partial", dir=folder)
     with os.fdopen(handle, "w") as f:
         f.write(json.dumps(meta))
-    os.replace(meta_tmp, meta_path)
+    publish(meta_tmp, meta_path)
     log.info("built clip bank %s (%.1f MB)", data_path, offsets[-1] / 1e6)
     return meta_path
 
