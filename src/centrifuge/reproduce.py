@@ -15,12 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from centrifuge.config import load_config
+import torch
+
+from centrifuge.config import Config, load_config
 from centrifuge.data.blend import COLOURS
 from centrifuge.errors import CentrifugeError
-from centrifuge.evaluate import evaluate
+from centrifuge.evaluate import Report, evaluate
 from centrifuge.pretrained import load_model, untrained_like
 from centrifuge.train import Trainer
+from centrifuge.utils import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +174,7 @@ def _untrained(model):
 
 def _train(
     name: str,
-    overrides: tuple[str, ...],
+    config: Config,
     scale: Scale,
     data: Path,
     out: Path,
@@ -179,7 +182,6 @@ def _train(
     progress: Callable[[str], None] | None,
 ) -> Path:
     run = out / "runs" / name
-    config = load_config(scale.config, [*scale.overrides, *overrides])
     done = run / "summary.json"
     if done.exists() and json.loads(done.read_text()).get("step") == config.train.steps:
         return run / "last.pt"
@@ -212,22 +214,35 @@ def reproduce(
     out = Path(out)
     sc = SCALES[scale]
     rows = []
+    where = pick_device(device)
+    # Rows sharing a run and a variant share one evaluation (with the untrained baseline when any
+    # of them needs it), and each run's model is loaded once.
+    with_untrained = {
+        (run, variant) for _, run, _, variant, kind in TABLES[table] if kind == "untrained"
+    }
+    models: dict[str, torch.nn.Module] = {}
+    reports: dict[tuple[str, str], Report] = {}
     for label, run, overrides, variant, kind in TABLES[table]:
-        ckpt = _train(run, overrides, sc, data, out, device, progress)
-        model = load_model(ckpt)
-        cfg = load_config(sc.config, [*sc.overrides, *overrides])
-        if progress is not None:
-            progress(f"evaluating {label}")
-        report = evaluate(
-            model,
-            val,
-            model_name=run,
-            pairs=sc.pairs,
-            clip_len=cfg.data.clip_len,
-            size=cfg.data.crop,
-            variant=variant,
-            untrained=_untrained(model) if kind == "untrained" else None,
-        )
+        config = load_config(sc.config, [*sc.overrides, *overrides])
+        ckpt = _train(run, config, sc, data, out, device, progress)
+        if run not in models:
+            models[run] = load_model(ckpt, device=where)
+        model = models[run]
+        if (run, variant) not in reports:
+            if progress is not None:
+                progress(f"evaluating {label}")
+            reports[run, variant] = evaluate(
+                model,
+                val,
+                model_name=run,
+                pairs=sc.pairs,
+                clip_len=config.data.clip_len,
+                size=config.data.crop,
+                variant=variant,
+                untrained=_untrained(model) if (run, variant) in with_untrained else None,
+                device=where,
+            )
+        report = reports[run, variant]
         value = {
             "model": report.loss["model"],
             "identity": report.loss["identity"],
