@@ -34,7 +34,6 @@ from centrifuge.losses.pairwise import video_loss
 from centrifuge.video.io import (
     VideoReader,
     VideoWriter,
-    probe_video,
     to_uint8_frames,
 )
 from centrifuge.video.transforms import shrink
@@ -198,16 +197,17 @@ def _write_preview(
     fps,
     force: bool,
     shape: tuple[int, int],
+    frames: int,
 ) -> list[list[torch.Tensor]]:
-    """Input | layers side by side; returns contact-sheet frames (one list per stream)."""
-    info = probe_video(input_path)
+    """Input | layers side by side (``frames`` of them); returns contact-sheet frames (one list
+    per stream)."""
     h, w = shape
     ph = min(PREVIEW_HEIGHT, h) // 2 * 2
     pw = max(2, round(w * ph / h) // 2 * 2)
     labels = ["input"] + [f"layer {i + 1}" for i in range(len(layer_files))]
     strip = _label_strip(labels, pw)
     readers = [VideoReader(p, shape=(ph, pw)).frames() for p in [input_path, *layer_files]]
-    picks = set(np.linspace(0, info.frames - 1, CONTACT_COLUMNS).round().astype(int).tolist())
+    picks = set(np.linspace(0, frames - 1, CONTACT_COLUMNS).round().astype(int).tolist())
     contact: list[list[torch.Tensor]] = [[] for _ in readers]
     writer = VideoWriter(
         target,
@@ -242,7 +242,8 @@ def separate_file(
     """Separate one video file into ``out_dir/<stem>/``; returns the report (also report.json)."""
     started = time.monotonic()
     input_path = Path(input_path)
-    info = probe_video(input_path)
+    reader = VideoReader(input_path)  # probes the input: a clear error before anything is created
+    info = reader.info
     n = separator.n_outputs
     m = n if options.layers == "all" else 2
     paths = output_paths(out_dir, input_path, m)
@@ -255,7 +256,6 @@ def separate_file(
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=folder))
     try:
-        reader = VideoReader(input_path)
         shape = reader.shape
         raw = [
             VideoWriter(
@@ -291,7 +291,7 @@ def separate_file(
         for src, dst in zip((produced[i] for i in chosen), paths["layers"]):
             os.replace(src, dst)
         contact = _write_preview(
-            input_path, paths["layers"], paths["preview"], info.rate, options.force, shape
+            input_path, paths["layers"], paths["preview"], info.rate, options.force, shape, done
         )
         labels = ["input"] + [f"layer {i + 1}" for i in range(m)]
         sheet = image_grid(contact, row_labels=labels, cell_height=CONTACT_HEIGHT)
