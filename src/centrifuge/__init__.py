@@ -15,17 +15,33 @@ Public API: :func:`load_model`, :func:`build_model`, :func:`separate`, :func:`re
 :func:`load_checkpoint`.
 """
 
-from centrifuge.checkpoint import load_checkpoint
-from centrifuge.data.blend import blend, make_mixtures
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING
+
 from centrifuge.errors import CentrifugeError
-from centrifuge.evaluate import Report, evaluate
-from centrifuge.inference import Separator, separate
-from centrifuge.losses import pit_loss
-from centrifuge.models import build_model
-from centrifuge.pretrained import load_model
-from centrifuge.video.io import read_video, write_video
 
 __version__ = "0.1.0"
+
+# The public API, imported on first use (PEP 562): ``import centrifuge`` and the command line's
+# ``--help`` stay instant; torch is loaded by the first name that needs it.
+_LAZY = {
+    "Report": "centrifuge.evaluate",
+    "Separator": "centrifuge.inference",
+    "blend": "centrifuge.data.blend",
+    "build_model": "centrifuge.models",
+    "evaluate": "centrifuge.evaluate",
+    "load_checkpoint": "centrifuge.checkpoint",
+    "load_model": "centrifuge.pretrained",
+    "make_mixtures": "centrifuge.data.blend",
+    "pit_loss": "centrifuge.losses",
+    "read_video": "centrifuge.video.io",
+    "separate": "centrifuge.inference",
+    "write_video": "centrifuge.video.io",
+}
 
 __all__ = [
     "CentrifugeError",
@@ -42,3 +58,38 @@ __all__ = [
     "separate",
     "write_video",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'centrifuge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+class _Package(types.ModuleType):
+    """Loading the submodule ``centrifuge.evaluate`` must not hide the function ``evaluate``."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return  # the public function keeps the name; the submodule stays in sys.modules
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+if TYPE_CHECKING:
+    from centrifuge.checkpoint import load_checkpoint
+    from centrifuge.data.blend import blend, make_mixtures
+    from centrifuge.evaluate import Report, evaluate
+    from centrifuge.inference import Separator, separate
+    from centrifuge.losses import pit_loss
+    from centrifuge.models import build_model
+    from centrifuge.pretrained import load_model
+    from centrifuge.video.io import read_video, write_video

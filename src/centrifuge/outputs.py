@@ -3,17 +3,18 @@
 Pass 1 streams the input through :class:`~centrifuge.inference.Separator` with decoding and
 encoding in their own threads (PyAV and torch release the GIL), writing all N layers to hidden
 temporary files while it measures, per layer, its distance to the input and to the other layers.
-Then the layers are chosen (default: the two most dissimilar, paper Sec. 3.2) and numbered by
-closeness to the input: ``layer_1`` is the layer closest to the input (usually the transmitted
-scene), ``layer_2`` the next. Pass 2 writes ``preview.mp4`` (input | layers, labelled, side by side)
-and ``contact.png`` (frames sampled over time, one row per stream). ``report.json`` comes last.
-Every file appears atomically; nothing is overwritten without ``force``.
+Then the layers are chosen and numbered (:meth:`~centrifuge.report.LayerStats.choose`):
+``layer_1`` and ``layer_2`` are the two most dissimilar outputs (paper Sec. 3.2), the one closer to
+the input first; ``--layers all`` adds the others after them. Pass 2 writes ``preview.mp4`` (input |
+layers, labelled, side by side) and ``contact.png`` (frames sampled over time, one row per stream).
+``report.json`` (settings, version, per-layer statistics) comes last. A still image gives PNG
+layers instead (:mod:`centrifuge.stills`). Every file appears atomically; nothing is overwritten
+without ``force``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import shutil
@@ -30,13 +31,13 @@ from PIL import Image, ImageDraw
 
 from centrifuge.errors import CentrifugeError, OutputExistsError
 from centrifuge.inference import Separator
-from centrifuge.losses.pairwise import video_loss
+from centrifuge.report import LayerStats, build_report, write_report
+from centrifuge.stills import is_still, separate_still
 from centrifuge.video.io import (
     VideoReader,
     VideoWriter,
     to_uint8_frames,
 )
-from centrifuge.video.transforms import shrink
 from centrifuge.viz import image_grid, save_png
 
 __all__ = ["SeparateOptions", "output_paths", "separate_file", "separate_inputs"]
@@ -56,48 +57,22 @@ class SeparateOptions:
     force: bool = False
 
 
-def output_paths(out_dir: str | os.PathLike, input_path: str | os.PathLike, n_layers: int) -> dict:
-    """Every file ``separate`` writes for one input (the one place output names are built)."""
+def output_paths(
+    out_dir: str | os.PathLike, input_path: str | os.PathLike, n_layers: int, *, still: bool = False
+) -> dict:
+    """Every file ``separate`` writes for one input (the one place output names are built).
+
+    A still image gives PNG layers and no preview (``"preview": None``).
+    """
     folder = Path(out_dir) / Path(input_path).stem
+    suffix = ".png" if still else ".mp4"
     return {
         "folder": folder,
-        "layers": [folder / f"layer_{i + 1}.mp4" for i in range(n_layers)],
-        "preview": folder / "preview.mp4",
+        "layers": [folder / f"layer_{i + 1}{suffix}" for i in range(n_layers)],
+        "preview": None if still else folder / "preview.mp4",
         "contact": folder / "contact.png",
         "report": folder / "report.json",
     }
-
-
-class _Stats:
-    """Running sums of l(O_i, V) and l(O_i, O_j) over the video (per-frame weighted)."""
-
-    def __init__(self, n: int) -> None:
-        self.to_input = torch.zeros(n, dtype=torch.float64)
-        self.between = torch.zeros(n, n, dtype=torch.float64)
-        self.frames = 0
-
-    def add(self, layers: torch.Tensor, frames: torch.Tensor) -> None:
-        """layers ``[N, C, t, H, W]``, frames ``[C, t, H, W]`` (compared at a short side of 96)."""
-        t = frames.shape[1]
-        layers, frames = shrink(layers, 96), shrink(frames, 96)
-        self.to_input += video_loss(layers, frames[None]).double() * t
-        i, j = torch.triu_indices(len(layers), len(layers), offset=1)  # each pair once
-        pair = video_loss(layers[i], layers[j]).double() * t
-        self.between[i, j] += pair
-        self.between[j, i] += pair
-        self.frames += t
-
-    def choose(self, which: str) -> list[int]:
-        """Layer indices to write, ordered by closeness to the input."""
-        n = len(self.to_input)
-        if which == "all":
-            chosen = list(range(n))
-        else:
-            between = self.between.clone()
-            between.fill_diagonal_(-1.0)
-            flat = int(torch.argmax(torch.triu(between + 1.0, diagonal=1)))
-            chosen = [flat // n, flat % n]
-        return sorted(chosen, key=lambda i: float(self.to_input[i]))
 
 
 def _threaded(iterator: Generator, depth: int = 2) -> Iterator:
@@ -230,6 +205,62 @@ def _write_preview(
     return contact
 
 
+def _separate_video(
+    separator: Separator,
+    reader: VideoReader,
+    paths: dict,
+    options: SeparateOptions,
+    work: Path,
+    progress: Callable[[int, int], None] | None,
+    stage: Callable[[str], None] | None,
+) -> tuple[list[int], LayerStats, int]:
+    """Pass 1 (all N layers into ``work``), choose and publish the layers, pass 2 (preview and
+    contact sheet). Returns the chosen output indices, the statistics and the frame count."""
+    info, shape, n = reader.info, reader.shape, separator.n_outputs
+    raw = [
+        VideoWriter(
+            work / f"out_{i}.mp4",
+            fps=info.rate,
+            width=shape[1],
+            height=shape[0],
+            audio_from=reader.path,
+            threads=1,  # the model owns the cores; one encoder thread writes all layers
+        )
+        for i in range(n)
+    ]
+    encoder = _Encoder(raw)
+    stats = LayerStats(n)
+    windows = _threaded(reader.windows(options.clip_len, options.overlap))
+    done = 0
+    try:
+        for start, layers, frames in separator.stream(windows):
+            encoder.put(layers)
+            stats.add(layers, frames)
+            done = start + layers.shape[2]
+            if progress is not None:
+                progress(done, info.frames)
+        encoder.finish()
+        produced = [w.close() for w in raw]
+    except BaseException:
+        encoder.stop()
+        windows.close()
+        for w in raw:
+            w.abort()
+        raise
+    chosen = stats.choose(options.layers)
+    for src, dst in zip((produced[i] for i in chosen), paths["layers"]):
+        os.replace(src, dst)
+    if stage is not None:
+        stage("writing preview")
+    contact = _write_preview(
+        reader.path, paths["layers"], paths["preview"], info.rate, options.force, shape, done
+    )
+    labels = ["input"] + [f"layer {i + 1}" for i in range(len(chosen))]
+    sheet = image_grid(contact, row_labels=labels, cell_height=CONTACT_HEIGHT)
+    save_png(sheet, paths["contact"])
+    return chosen, stats, done
+
+
 def separate_file(
     separator: Separator,
     input_path: str | os.PathLike,
@@ -238,64 +269,44 @@ def separate_file(
     *,
     model_name: str = "custom",
     progress: Callable[[int, int], None] | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> dict:
-    """Separate one video file into ``out_dir/<stem>/``; returns the report (also report.json)."""
+    """Separate one video or still image into ``out_dir/<stem>/``; returns the report (also
+    report.json).
+
+    ``progress(done, total)`` is called with 0 before the first frame and after every window;
+    ``stage(text)`` announces the steps after the frames are separated ("writing preview").
+    """
     started = time.monotonic()
     input_path = Path(input_path)
     reader = VideoReader(input_path)  # probes the input: a clear error before anything is created
     info = reader.info
+    still = is_still(input_path)
     n = separator.n_outputs
     m = n if options.layers == "all" else 2
-    paths = output_paths(out_dir, input_path, m)
+    paths = output_paths(out_dir, input_path, m, still=still)
     finals = [*paths["layers"], paths["preview"], paths["contact"], paths["report"]]
-    existing = [p for p in finals if p.exists()]
+    existing = [p for p in finals if p is not None and p.exists()]
     if existing and not options.force:
         raise OutputExistsError(f"{existing[0]} exists: pass --force to overwrite it.")
     folder = paths["folder"]
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=folder))
+    if progress is not None:
+        progress(0, info.frames)
     try:
-        shape = reader.shape
-        raw = [
-            VideoWriter(
-                work / f"out_{i}.mp4",
-                fps=info.rate,
-                width=shape[1],
-                height=shape[0],
-                audio_from=input_path,
-                threads=1,  # the model owns the cores; one encoder thread writes all layers
+        if still:
+            chosen, stats = separate_still(
+                separator, reader, paths["layers"], paths["contact"], options.layers
             )
-            for i in range(n)
-        ]
-        encoder = _Encoder(raw)
-        stats = _Stats(n)
-        windows = _threaded(reader.windows(options.clip_len, options.overlap))
-        done = 0
-        try:
-            for start, layers, frames in separator.stream(windows):
-                encoder.put(layers)
-                stats.add(layers, frames)
-                done = start + layers.shape[2]
-                if progress is not None:
-                    progress(done, info.frames)
-            encoder.finish()
-            produced = [w.close() for w in raw]
-        except BaseException:
-            encoder.stop()
-            windows.close()
-            for w in raw:
-                w.abort()
-            raise
-        chosen = stats.choose(options.layers)
-        for src, dst in zip((produced[i] for i in chosen), paths["layers"]):
-            os.replace(src, dst)
-        contact = _write_preview(
-            input_path, paths["layers"], paths["preview"], info.rate, options.force, shape, done
-        )
-        labels = ["input"] + [f"layer {i + 1}" for i in range(m)]
-        sheet = image_grid(contact, row_labels=labels, cell_height=CONTACT_HEIGHT)
-        save_png(sheet, paths["contact"])
+            done = 1
+            if progress is not None:
+                progress(1, 1)
+        else:
+            chosen, stats, done = _separate_video(
+                separator, reader, paths, options, work, progress, stage
+            )
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         if created:  # a failed input leaves no empty folder behind
@@ -304,23 +315,30 @@ def separate_file(
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    report = {
-        "input": str(input_path),
-        "model": model_name,
-        "device": str(separator.device),
-        "frames": done,
-        "fps": info.fps,
-        "width": shape[1],
-        "height": shape[0],
-        "n_outputs": n,
-        "layers": [{"file": p.name, "index": int(i)} for p, i in zip(paths["layers"], chosen)],
-        "preview": paths["preview"].name,
-        "contact_sheet": paths["contact"].name,
-        "seconds": round(time.monotonic() - started, 3),
-    }
-    tmp = paths["report"].with_name(".report.json.partial")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, paths["report"])
+    report = build_report(
+        input_path=input_path,
+        model_name=model_name,
+        device=str(separator.device),
+        frames=done,
+        fps=info.fps,
+        shape=reader.shape,
+        n_outputs=n,
+        layer_files=paths["layers"],
+        chosen=chosen,
+        stats=stats,
+        preview=paths["preview"],
+        contact=paths["contact"],
+        settings={
+            "model": model_name,
+            "layers": options.layers,
+            "size": options.size or "native",
+            "clip_len": options.clip_len,
+            "overlap": options.overlap,
+            "tile": options.tile,
+        },
+        seconds=time.monotonic() - started,
+    )
+    write_report(report, paths["report"])
     return report
 
 
@@ -332,6 +350,7 @@ def separate_inputs(
     *,
     model_name: str = "custom",
     progress: Callable[[str, int, int], None] | None = None,
+    stage: Callable[[str, str], None] | None = None,
 ) -> Iterator[tuple[str, dict | CentrifugeError]]:
     """Separate several videos; yields ``(input, report)`` or ``(input, error)`` for each, so that a
     failing input never stops the others. Two inputs with the same stem would share
@@ -349,11 +368,16 @@ def separate_inputs(
                 ),
             )
             continue
-        report_progress = None
+        report_progress = report_stage = None
         if progress is not None:
 
             def report_progress(done: int, total: int, path: str = path) -> None:
                 progress(path, done, total)
+
+        if stage is not None:
+
+            def report_stage(text: str, path: str = path) -> None:
+                stage(path, text)
 
         try:
             yield (
@@ -365,6 +389,7 @@ def separate_inputs(
                     options,
                     model_name=model_name,
                     progress=report_progress,
+                    stage=report_stage,
                 ),
             )
         except CentrifugeError as exc:

@@ -1,15 +1,20 @@
-"""Small shared helpers: cache folder, seeding, device choice."""
+"""Small shared helpers: cache folder, seeding, device choice.
+
+NumPy and torch are imported inside the functions that use them: the command line imports this
+module before it knows whether the command needs torch at all.
+"""
 
 from __future__ import annotations
 
 import os
 import random
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from centrifuge.errors import CentrifugeError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def cache_dir(*parts: str) -> Path:
@@ -40,6 +45,9 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -47,6 +55,8 @@ def seed_everything(seed: int) -> None:
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` -> CUDA when present, else CPU; ``cpu``/``cuda``/``cuda:N`` as given."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -62,6 +72,8 @@ def distributed_share(items: list, device: torch.device) -> tuple[list, torch.de
 
     Without ``torchrun`` (``WORLD_SIZE`` unset or 1): all items and ``device`` unchanged.
     """
+    import torch
+
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return items, device

@@ -10,12 +10,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-__all__ = ["image_grid", "save_png"]
+__all__ = ["image_grid", "save_png", "to_image"]
 
 _LABEL_H = 14
 
 
-def _to_image(frame: torch.Tensor) -> Image.Image:
+def to_image(frame: torch.Tensor) -> Image.Image:
     """float ``[C, H, W]`` in ``[0, 1]`` -> RGB image."""
     data = frame.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8)
     return Image.fromarray(np.ascontiguousarray(data.permute(1, 2, 0).cpu().numpy()), "RGB")
@@ -54,7 +54,7 @@ def image_grid(
         if row_labels:
             draw.text((3, y + cell_h // 2 - 5), row_labels[r], fill=(230, 230, 230))
         for c, frame in enumerate(row):
-            image = _to_image(frame).resize((cell_w, cell_h), Image.Resampling.BILINEAR)
+            image = to_image(frame).resize((cell_w, cell_h), Image.Resampling.BILINEAR)
             canvas.paste(image, (left + c * (cell_w + gap), y))
     return canvas
 

@@ -1,0 +1,55 @@
+"""Still images in ``centrifuge separate``: PNG layers and a still-sized contact sheet.
+
+A single image file (``.png``, ``.jpg``, …) is separated as a one-frame clip (the model pads time
+itself) and written as ``layer_1.png … layer_M.png`` at the image's own size, beside
+``contact.png``: the input and the layers side by side, large enough to read. A folder of numbered
+images is a video, not a still: it gives MP4 layers like any other video.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from centrifuge.inference import Separator
+from centrifuge.report import LayerStats
+from centrifuge.video.io import IMAGE_EXTENSIONS, VideoReader, to_frames_tensor
+from centrifuge.viz import image_grid, save_png, to_image
+
+__all__ = ["STILL_CELL_HEIGHT", "is_still", "separate_still"]
+
+STILL_CELL_HEIGHT = (160, 480)  # each picture of a still's contact sheet: at least / at most
+
+
+def is_still(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a single image file (not a video, not a folder of frames)."""
+    path = Path(path)
+    return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+
+
+def separate_still(
+    separator: Separator,
+    reader: VideoReader,
+    layer_files: list[Path],
+    contact: Path,
+    which: str,
+) -> tuple[list[int], LayerStats]:
+    """Separate the image of ``reader``; write the chosen layers as PNGs and the contact sheet.
+
+    Returns the chosen output indices (in ``layer_files`` order) and the layer statistics.
+    """
+    frames = to_frames_tensor([next(reader.frames())])  # [C, 1, H, W]
+    layers = separator.window(frames).float().cpu()  # [N, C, 1, H, W]
+    stats = LayerStats(len(layers))
+    stats.add(layers, frames)
+    chosen = stats.choose(which)
+    for i, target in zip(chosen, layer_files):
+        save_png(to_image(layers[i, :, 0]), target)
+    low, high = STILL_CELL_HEIGHT
+    sheet = image_grid(
+        [[frames[:, 0], *(layers[i, :, 0] for i in chosen)]],
+        col_labels=["input"] + [f"layer {k + 1}" for k in range(len(chosen))],
+        cell_height=min(max(frames.shape[-2], low), high),
+    )
+    save_png(sheet, contact)
+    return chosen, stats
