@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+import centrifuge
 import centrifuge.pretrained
 from centrifuge.checkpoint import write_weights
 from centrifuge.cli import main
@@ -40,6 +42,8 @@ REPORT_KEYS = {
     "contact_sheet",
     "seconds",
 }
+NEW_REPORT_KEYS = {"settings", "version", "created_utc", "input_mean_brightness"}
+LAYER_KEYS = {"file", "index", "mean_brightness", "difference_to_input"}
 NTSC = Fraction(30000, 1001)
 
 
@@ -84,8 +88,8 @@ def _check_outputs(folder: Path, source: Path, n_layers: int) -> dict:
     assert sorted(folder.iterdir()) == sorted(_final_files(folder, n_layers))  # nothing hidden left
     src = probe_video(source)
     report = json.loads((folder / "report.json").read_text())
-    assert set(report) == REPORT_KEYS
-    assert all(set(layer) == {"file", "index"} for layer in report["layers"])
+    assert set(report) == REPORT_KEYS | NEW_REPORT_KEYS  # DESIGN's keys, and more
+    assert all(set(layer) == LAYER_KEYS for layer in report["layers"])
     assert [layer["file"] for layer in report["layers"]] == [
         f"layer_{i + 1}.mp4" for i in range(n_layers)
     ]
@@ -184,6 +188,88 @@ def test_size_processes_at_the_short_side_and_keeps_the_input_size(
     _check_outputs(tmp_path / "big", source, 2)
     layer_1, _ = read_video(tmp_path / "big" / "layer_1.mp4")
     assert (layer_1 - 0.75 * frames).abs().mean() < 0.03  # resized down and back up
+
+
+class FixedModel(torch.nn.Module):
+    """Three outputs ``(0.9 x, 0.1 x, 0.5 x)``: the two most dissimilar are outputs 0 and 1."""
+
+    n_outputs = 3
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        return torch.stack([0.9 * mixture, 0.1 * mixture, 0.5 * mixture], dim=1)
+
+
+def test_layers_all_keeps_layer_1_and_layer_2_of_the_default_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *a, **k: FixedModel())
+    source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 32, 32))
+    assert _separate(source, "-o", tmp_path / "two") == 0
+    assert _separate(source, "-o", tmp_path / "all", "--layers", "all") == 0
+    two = _check_outputs(tmp_path / "two" / "clip", source, 2)
+    every = _check_outputs(tmp_path / "all" / "clip", source, 3)
+    assert [layer["index"] for layer in two["layers"]] == [0, 1]  # closer to the input first
+    assert [layer["index"] for layer in every["layers"]] == [0, 1, 2]  # the rest after
+    for name in ("layer_1.mp4", "layer_2.mp4"):
+        assert (tmp_path / "two" / "clip" / name).read_bytes() == (
+            tmp_path / "all" / "clip" / name
+        ).read_bytes()
+
+
+def test_report_holds_settings_version_utc_time_and_layer_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *a, **k: FixedModel())
+    source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 32, 32))
+    args = ("-o", tmp_path, "--size", "32", "--clip-len", "4", "--overlap", "1", "--tile", "96")
+    assert _separate(source, *args) == 0
+    report = _check_outputs(tmp_path / "clip", source, 2)
+    assert report["settings"] == {
+        "model": "small",
+        "layers": "2",
+        "size": 32,
+        "clip_len": 4,
+        "overlap": 1,
+        "tile": 96,
+    }
+    assert report["version"] == centrifuge.__version__
+    created = datetime.fromisoformat(report["created_utc"])
+    assert created.utcoffset() == timedelta(0)
+    assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 3600
+    brightness = report["input_mean_brightness"]
+    layer_1, layer_2 = report["layers"]
+    assert layer_1["mean_brightness"] == pytest.approx(0.9 * brightness, abs=0.02)
+    assert layer_2["mean_brightness"] == pytest.approx(0.1 * brightness, abs=0.02)
+    assert 0 < layer_1["difference_to_input"] < layer_2["difference_to_input"]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_a_still_image_gives_png_layers_and_a_still_sized_contact_sheet(
+    suffix: str, tmp_path: Path, swapping_model: SwappingModel
+) -> None:
+    image = (random_frames(1, 45, 61)[:, 0] * 255).round().byte().permute(1, 2, 0).numpy()
+    source = tmp_path / f"photo{suffix}"
+    Image.fromarray(image).save(source)
+    assert main(["separate", str(source), "-o", str(tmp_path / "out"), "-n", "tiny"]) == 0
+    folder = tmp_path / "out" / "photo"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "contact.png",
+        "layer_1.png",
+        "layer_2.png",
+        "report.json",
+    ]
+    report = json.loads((folder / "report.json").read_text())
+    assert set(report) == REPORT_KEYS | NEW_REPORT_KEYS
+    assert (report["frames"], report["width"], report["height"]) == (1, 61, 45)
+    assert report["preview"] is None
+    assert [layer["file"] for layer in report["layers"]] == ["layer_1.png", "layer_2.png"]
+    with Image.open(folder / "layer_1.png") as layer_1:
+        assert layer_1.size == (61, 45)
+        closer = np.asarray(layer_1.convert("RGB"), dtype=np.float32) / 255
+    reference = np.asarray(Image.open(source).convert("RGB"), dtype=np.float32) / 255
+    assert np.abs(closer - 0.75 * reference).mean() < 0.02  # the 0.75 x output, losslessly
+    with Image.open(folder / "contact.png") as sheet:  # input | layer 1 | layer 2, readable
+        assert sheet.height >= 160 and sheet.width >= 3 * sheet.height
 
 
 # -- failures ---------------------------------------------------------------------------------
@@ -305,7 +391,7 @@ def _complete(path: Path, frames: int) -> bool:
         with Image.open(path) as image:
             image.load()
         return True
-    return set(json.loads(path.read_text())) == REPORT_KEYS
+    return set(json.loads(path.read_text())) >= REPORT_KEYS
 
 
 def _writing_layers(folder: Path) -> bool:

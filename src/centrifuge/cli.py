@@ -27,7 +27,7 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if (
             "%(default)" in text
             or not action.option_strings
-            or action.default in (None, False, argparse.SUPPRESS)
+            or action.default in (None, False, [], argparse.SUPPRESS)
         ):
             return text
         return f"{text} (default: %(default)s)"
