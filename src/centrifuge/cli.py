@@ -618,20 +618,21 @@ def _add_demo(sub) -> None:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    import torch
-
-    from centrifuge.models.registry import MODEL_CONFIGS, build_model, count_flops
+    from centrifuge.models.registry import MODEL_CONFIGS
+    from centrifuge.models.summary import CLIPS, model_summary
     from centrifuge.pretrained import bundled_weights
 
-    print(f"{'model':8} {'params':>9} {'GFLOP 32x112x112':>17} {'GFLOP 64x224x224':>17}  weights")
+    clips = ["x".join(map(str, clip)) for clip in CLIPS]
+    print(
+        f"{'model':8} {'params':>9} " + " ".join(f"{'GFLOP ' + c:>17}" for c in clips), " weights"
+    )
     for name in MODEL_CONFIGS:
-        with torch.device("meta"):  # sizes only: nothing is allocated
-            params = sum(p.numel() for p in build_model(name).parameters())
-        small, large = (count_flops(name, c) / 1e9 for c in ((32, 112, 112), (64, 224, 224)))
+        summary = model_summary(name)
         weights = bundled_weights(name)
         print(
-            f"{name:8} {params / 1e6:8.2f}M {small:17.1f} {large:17.1f}  "
-            f"{weights.name if weights else 'none (untrained)'}"
+            f"{name:8} {summary['params'] / 1e6:8.2f}M "
+            + " ".join(f"{summary['gflops'][c]:17.1f}" for c in clips)
+            + f"  {weights.name if weights else 'none (untrained)'}"
         )
     return 0
 
