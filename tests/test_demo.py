@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from PIL import Image
+
 from centrifuge.cli import main
 from centrifuge.demo import demo_clips
 from centrifuge.video.io import probe_video
@@ -24,5 +26,10 @@ def test_demo_writes_outputs_and_scores(tmp_path: Path, capsys) -> None:
     assert probe_video(out / "mixture" / "layer_1.mp4").frames == 48
     printed = capsys.readouterr().out
     assert "identity" in printed and "PSNR" in printed
+    assert "identity = the blend handed back as both layers" in printed  # what it means
+    with Image.open(out / "contact.png") as sheet:  # blend, then each layer above its true clip
+        rows = (sheet.height) // (144 + 2)
+    assert rows == 5
+    assert scores["contact_sheet"] == str(out / "contact.png")
     assert main(["demo", "-o", str(out), "--model", "tiny"]) == 2  # outputs exist: needs --force
     assert main(["demo", "-o", str(out), "--model", "tiny", "--force"]) == 0

@@ -126,7 +126,8 @@ class _Progress:
         while not self._stop.wait(self.TICK_S):
             with self._lock:
                 for bar in self.bars.values():
-                    bar.refresh()
+                    if bar.total is None or bar.n < bar.total:  # a finished bar keeps its rate
+                        bar.refresh()
 
 
 def _weights_arg(text: str) -> list[float]:
@@ -596,8 +597,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"{'model':10} {loss['model']:8.4f} {db['model']:8.2f}")
     print(f"{'identity':10} {loss['identity']:8.4f} {db['identity']:8.2f}")
     print(
-        "identity = the blend itself handed back as both layers; the model separates only where "
-        "its loss is lower (PSNR higher) than that."
+        "identity = the blend handed back as both layers; only a lower loss and higher PSNR "
+        "than identity mean separation."
     )
     print(f"outputs: {scores['outputs']}/ (layer_1.mp4, layer_2.mp4, preview.mp4, contact.png)")
     print(f"true layers beside the separated ones: {scores['contact_sheet']}")
