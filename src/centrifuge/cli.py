@@ -427,6 +427,7 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    _Progress().status(f"loading the model {args.model!r} ...")
     from centrifuge.evaluate import evaluate
     from centrifuge.pretrained import load_model, untrained_like
     from centrifuge.utils import pick_device
@@ -434,6 +435,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model = load_model(args.model, device=device)
     untrained = untrained_like(model, seed=args.seed) if args.untrained else None
+    _Progress().status("")
     bar = _progress_bar(args.pairs, "pair", "evaluate")
 
     def progress(done: int, total: int) -> None:
