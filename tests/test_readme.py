@@ -92,7 +92,7 @@ def test_the_cheap_readme_commands_run_as_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     # counting FLOPs traces every model (seconds each; `centrifuge models` caches the counts)
-    monkeypatch.setattr(centrifuge.models.summary, "count_flops", lambda name, clip: 10**9)
+    monkeypatch.setattr(centrifuge.models.summary, "_cached_flops", lambda name, clip: 10**9)
     # the bundled model is read once, not once per command
     monkeypatch.setattr(
         centrifuge.pretrained, "load_model", functools.lru_cache(centrifuge.pretrained.load_model)
