@@ -80,8 +80,21 @@ def _sniff(path: Path) -> tuple[str, int, int]:
         pass
     with av.open(str(path), mode="r") as container:
         stream = container.streams.video[0]
-        name = container.format.name
-        return VIDEO_SUFFIXES.get(name, ".mp4"), stream.width, stream.height
+        if stream.width <= 0 or stream.height <= 0:
+            raise ValueError("no frame size in the header")
+        return VIDEO_SUFFIXES.get(container.format.name, ".mp4"), stream.width, stream.height
+
+
+def _cli_error(path: Path, name: str) -> VideoError:
+    """The sentence the CLI's probe gives for this file, under the visitor's file name."""
+    unreadable = VideoError(f"{name}: not a readable video or image (corrupt or unknown format).")
+    try:
+        probe_video(path)
+    except CentrifugeError as exc:
+        return _named(exc, [path], name)
+    except Exception:  # the probe itself tripped over the file
+        return unreadable
+    return unreadable
 
 
 def _named(exc: CentrifugeError, paths: list[Path], name: str) -> VideoError:
@@ -98,33 +111,30 @@ def check_upload(path: Path, name: str, limits: Limits) -> Path:
         VideoError: the sentence ``centrifuge separate`` prints for this file (with the visitor's
             file name in it), or why the file exceeds ``limits``.
     """
-    paths = [path]
     try:
         suffix, width, height = _sniff(path)
     except Image.DecompressionBombError:
-        raise VideoError(f"{name}: the image is too large to decode safely.") from None
-    except Exception:  # the CLI's probe says what is wrong, in the CLI's words
-        try:
-            probe_video(path)
-        except CentrifugeError as exc:
-            raise _named(exc, paths, name) from None
         raise VideoError(
-            f"{name}: not a readable video or image (corrupt or unknown format)."
+            f"{name}: the image is larger than this server accepts "
+            f"({limits.max_pixels / 1e6:.1f} megapixels)."
         ) from None
-    if width * height > limits.max_pixels or width <= 0 or height <= 0:
+    except Exception:  # neither reads it: the CLI's probe says what is wrong, in its words
+        as_given = path.with_name(path.name + Path(name).suffix)  # the name the CLI would see
+        os.replace(path, as_given)
+        raise _cli_error(as_given, name) from None
+    if width * height > limits.max_pixels:
         raise VideoError(
             f"{name}: {width}x{height} frames are more than this server accepts "
             f"({limits.max_pixels / 1e6:.1f} megapixels)."
         )
     final = path.with_name(path.name + suffix)
     os.replace(path, final)
-    paths.insert(0, final)
     try:
         reader = VideoReader(final)  # the CLI's probe
         if reader.info.seconds > limits.max_seconds:
             raise VideoError(
-                f"{name}: {reader.info.seconds:.0f} s long, more than this server accepts "
-                f"({limits.max_seconds:.0f} s)."
+                f"{name}: {reader.info.seconds:.1f} s long, more than this server accepts "
+                f"({limits.max_seconds:g} s)."
             )
         frames = reader.frames()
         try:
@@ -136,7 +146,9 @@ def check_upload(path: Path, name: str, limits: Limits) -> Path:
         finally:
             frames.close()
     except CentrifugeError as exc:
-        raise _named(exc, paths, name) from None
+        raise _named(exc, [final], name) from None
+    except Exception:
+        raise _cli_error(final, name) from None
     return final
 
 
