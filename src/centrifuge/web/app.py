@@ -30,6 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from centrifuge.errors import CentrifugeError
+from centrifuge.outputs import SeparateOptions
 from centrifuge.web.jobs import Job, JobQueue, Limits, check_upload, display_name
 
 __all__ = ["create_app", "listen", "run_server"]
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 STATIC = resources.files("centrifuge.web") / "static"
 SIZES = ("native", "112", "160", "224", "320", "480")
 DEFAULT_SIZE = "224"
+STEP = SeparateOptions.clip_len - SeparateOptions.overlap  # frames between progress reports
 MODEL_NOTES = {
     "small": "The bundled small model was trained on blends of two videos. On such blends it gets "
     "0.848x the loss of returning the input unchanged (64 validation blends); on real videos it "
@@ -55,7 +57,7 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 def _separate_job(job: Job, model, progress: Callable[[int, int], None], *, out_dir, device):
     """One job through the library calls of ``centrifuge separate``, with its default options."""
     from centrifuge.inference import Separator
-    from centrifuge.outputs import SeparateOptions, separate_file
+    from centrifuge.outputs import separate_file
 
     options = SeparateOptions(size=job.size, layers=job.layers, force=False)
     separator = Separator(
@@ -161,7 +163,7 @@ def create_app(
                     if received > limits.max_bytes:
                         return _error(too_large, 413)
                     f.write(chunk)
-            stored = await run_in_threadpool(check_upload, raw, name, limits)
+            stored, probe = await run_in_threadpool(check_upload, raw, name, limits)
             job = Job(
                 id=job_id,
                 name=name,
@@ -170,6 +172,8 @@ def create_app(
                 model=chosen,
                 size=size,
                 layers=layers,
+                total=probe.frames,
+                step=STEP,
             )
             queue.submit(job)
             ok = True

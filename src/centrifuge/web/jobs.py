@@ -23,6 +23,7 @@ import re
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import av
 from PIL import Image
 
 from centrifuge.errors import CentrifugeError, VideoError
-from centrifuge.video.io import VideoReader, probe_video
+from centrifuge.video.io import VideoInfo, VideoReader, probe_video
 
 __all__ = ["Job", "JobQueue", "Limits", "check_upload", "new_job_id"]
 
@@ -71,7 +72,10 @@ def display_name(name: str) -> str:
 def _sniff(path: Path) -> tuple[str, int, int]:
     """``(suffix, width, height)`` from the header; raises anything on a file neither reads."""
     try:
-        with Image.open(path) as image:  # header only; nothing decoded yet
+        with warnings.catch_warnings():  # a large image is refused below, in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)  # header only; nothing decoded yet
+        with image:
             if image.format in IMAGE_SUFFIXES:
                 return IMAGE_SUFFIXES[image.format], image.width, image.height
     except Image.DecompressionBombError:
@@ -104,8 +108,9 @@ def _named(exc: CentrifugeError, paths: list[Path], name: str) -> VideoError:
     return VideoError(text)
 
 
-def check_upload(path: Path, name: str, limits: Limits) -> Path:
-    """Check an uploaded file by decoding it; returns its new path with the suffix of its kind.
+def check_upload(path: Path, name: str, limits: Limits) -> tuple[Path, VideoInfo]:
+    """Check an uploaded file by decoding it; returns its new path (with the suffix of its kind)
+    and what the CLI's probe found in it.
 
     Raises:
         VideoError: the sentence ``centrifuge separate`` prints for this file (with the visitor's
@@ -149,7 +154,7 @@ def check_upload(path: Path, name: str, limits: Limits) -> Path:
         raise _named(exc, [final], name) from None
     except Exception:
         raise _cli_error(final, name) from None
-    return final
+    return final, reader.info
 
 
 @dataclass
@@ -165,8 +170,10 @@ class Job:
     layers: str
     state: str = "queued"  # queued | running | done | failed
     stage: str = "waiting for the worker"
+    total: int = 0  # frames, from the probe of the upload
+    step: int = 24  # frames between progress reports (clip_len - overlap of the separation)
     done: int = 0
-    total: int = 0
+    updated: float | None = None  # when ``done`` last changed
     error: str | None = None
     report: dict | None = None
     created: float = field(default_factory=time.time)
@@ -183,9 +190,11 @@ class Job:
 
     def to_public(self, ahead: int) -> dict:
         now = time.time()
-        eta = None
-        if self.state == "running" and self.started and self.done > 0 and self.total > 0:
-            eta = (now - self.started) / self.done * max(self.total - self.done, 0)
+        rate = eta = since = None
+        if self.state == "running" and self.started and self.updated and self.done > 0:
+            rate = self.done / max(self.updated - self.started, 1e-6)  # frames per second
+            since = now - self.updated
+            eta = max((self.total - self.done) / rate - since, 0.0)  # counts down between reports
         return {
             "id": self.id,
             "name": self.name,
@@ -194,7 +203,10 @@ class Job:
             "ahead": ahead,
             "frames_done": self.done,
             "frames_total": self.total,
-            "elapsed": round(now - (self.started or self.created), 1),
+            "step": self.step,
+            "elapsed": round(now - (self.started or self.created), 2),
+            "rate": None if rate is None else round(rate, 3),
+            "since_update": None if since is None else round(since, 2),
             "eta": None if eta is None else round(eta, 1),
             "error": self.error,
             "options": {"model": self.model, "size": self.size, "layers": self.layers},
@@ -333,12 +345,13 @@ class JobQueue:
 
     def _execute(self, job: Job) -> None:
         job.state, job.stage = "running", "loading the model"
+        self._save(job)  # a server stopped now leaves this job failed, not queued again
         try:
             model = self.model(job.model)
             job.stage, job.started = "separating", time.time()
 
             def progress(done: int, total: int) -> None:
-                job.done, job.total = done, total
+                job.done, job.total, job.updated = done, total, time.time()
                 if done >= total:
                     job.stage = "writing the preview and the contact sheet"
 

@@ -17,10 +17,13 @@ function showError(text) {
   $("error").hidden = !text;
 }
 
-function setBar(fraction, text) {
+let shown = { id: null, fraction: 0 }; // the bar never moves back while one job runs
+
+function setBar(fraction, text, id = null) {
   $("status").hidden = false;
+  if (id !== shown.id) shown = { id, fraction: 0 };
   if (fraction === null) $("bar").removeAttribute("value"); // indeterminate: it still moves
-  else $("bar").value = fraction;
+  else $("bar").value = shown.fraction = id === null ? fraction : Math.max(fraction, shown.fraction);
   $("status-text").textContent = text;
 }
 
@@ -89,19 +92,34 @@ function upload(event) {
 }
 
 // -- following a job -------------------------------------------------------------------------
+// Where the bar stands: the frames done, and between two reports (every `step` frames) an estimate
+// at the measured rate that never passes the next report; before the first report it creeps
+// towards it, so the bar moves from the first second. The text gives the frames actually done.
+function estimate(job) {
+  const total = job.frames_total;
+  const next = Math.min(total, job.frames_done + job.step);
+  if (job.rate) {
+    const ahead = Math.min(job.rate * job.since_update, 0.97 * (next - job.frames_done));
+    return (job.frames_done + ahead) / total;
+  }
+  return (next * (1 - Math.exp(-job.elapsed / 10))) / total;
+}
+
 function describe(job) {
   if (job.state === "queued") {
+    if (!job.ahead) return [null, "waiting for the worker"];
     const ahead = job.ahead === 1 ? "1 job" : `${job.ahead} jobs`;
     return [null, `waiting: ${ahead} ahead of yours in the queue`];
   }
-  if (job.frames_total > 0 && job.frames_done > 0) {
-    const left = job.eta === null ? "" : ` · ${clock(job.eta)} left`;
-    const text = job.frames_done >= job.frames_total
-      ? `frames ${job.frames_done} / ${job.frames_total} · ${job.stage}`
-      : `frames ${job.frames_done} / ${job.frames_total}${left}`;
-    return [job.frames_done / job.frames_total, text];
+  const frames = `frames ${job.frames_done} / ${job.frames_total}`;
+  if (job.stage !== "separating" || !job.frames_total) {
+    return [job.frames_done ? job.frames_done / job.frames_total : null, `${frames} · ${job.stage}`];
   }
-  return [null, `${job.stage} · ${clock(job.elapsed)}`];
+  if (!job.frames_done) {
+    const first = Math.min(job.frames_total, job.step);
+    return [estimate(job), `${frames} · separating the first ${first} · ${clock(job.elapsed)}`];
+  }
+  return [estimate(job), `${frames} · ${clock(job.eta)} left`];
 }
 
 async function follow(id) {
@@ -128,7 +146,7 @@ async function follow(id) {
     showResult(job);
   } else {
     const [fraction, text] = describe(job);
-    setBar(fraction, text);
+    setBar(fraction, text, job.id);
     pollTimer = setTimeout(() => follow(id), 400);
   }
 }
