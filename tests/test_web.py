@@ -220,3 +220,18 @@ def test_serve_reports_a_busy_port_in_one_line(capsys) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"centrifuge serve: error: cannot listen on 127.0.0.1:{port}")
     assert "\n" not in err
+
+
+def test_a_still_is_recognised_by_its_content_whatever_its_name(
+    client: TestClient, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    still = tmp_path / "photo.mp4"  # a PNG under a video's name
+    Image.fromarray((random_frames(1, 32, 48)[:, 0] * 255).byte().permute(1, 2, 0).numpy()).save(
+        still, format="PNG"
+    )
+    job = _wait(client, _upload(client, still).json()["id"])
+    assert job["state"] == "done" and job["frames"] == 1, job["error"]
+    assert (tmp_path / "out" / f"photo-{job['id'][:8]}" / "layer_2.mp4").is_file()
+    assert client.get(f"/api/jobs/{job['id']}/input").content == still.read_bytes()
