@@ -233,5 +233,7 @@ def test_a_still_is_recognised_by_its_content_whatever_its_name(
     )
     job = _wait(client, _upload(client, still).json()["id"])
     assert job["state"] == "done" and job["frames"] == 1, job["error"]
-    assert (tmp_path / "out" / f"photo-{job['id'][:8]}" / "layer_2.mp4").is_file()
+    layers = [f for f in job["files"] if f.startswith("layer_")]
+    assert len(layers) == 2
+    assert all((tmp_path / "out" / f"photo-{job['id'][:8]}" / f).is_file() for f in layers)
     assert client.get(f"/api/jobs/{job['id']}/input").content == still.read_bytes()

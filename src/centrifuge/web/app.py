@@ -109,6 +109,8 @@ def create_app(
         return _separate_job(job, net, progress, out_dir=out_dir, device=torch_device)
 
     queue = JobQueue(out_dir, load_model=load, run=run, limits=limits)
+    if load_model is None:
+        queue.model(model)  # now: a bad --model is one line at start, not a failure per job
 
     def model_note(name: str) -> str:
         if name in MODEL_CONFIGS and bundled_weights(name) is None:

@@ -173,7 +173,7 @@ function video(src, muted) {
 function showResult(job) {
   const base = `/api/jobs/${job.id}`;
   const file = (name) => `${base}/files/${encodeURIComponent(name)}`;
-  const layers = job.files.filter((f) => /^layer_\d+\.mp4$/.test(f));
+  const layers = job.files.filter((f) => /^layer_\d+\.\w+$/.test(f));
   $("result-title").textContent = `${job.name}: ${layers.length} layers (${job.options.model}, size ${job.options.size || "native"})`;
   const players = $("players");
   players.replaceChildren();
@@ -195,6 +195,13 @@ function showResult(job) {
     players.append(figure("input", input));
   }
   layers.forEach((name, i) => {
+    if (/\.(png|jpe?g)$/.test(name)) { // a still's layers may be pictures
+      const img = document.createElement("img");
+      img.src = file(name);
+      img.alt = `layer ${i + 1}`;
+      players.append(figure(`layer ${i + 1}`, img));
+      return;
+    }
     const v = video(file(name), true);
     videos.push(v);
     players.append(figure(`layer ${i + 1}`, v));
