@@ -439,6 +439,42 @@ def _add_models(sub) -> None:
     p.set_defaults(func=_cmd_models)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from centrifuge.web.app import create_app, listen, run_server
+        from centrifuge.web.jobs import Limits
+    except ImportError as exc:
+        raise CentrifugeError(
+            f"the web page needs the web extra ({exc.name} is missing): "
+            "pip install 'visual-centrifuge[web]'."
+        ) from None
+    if args.max_upload_mb <= 0 or args.max_seconds <= 0:
+        raise CentrifugeError("--max-upload-mb and --max-seconds must be positive.")
+    limits = Limits(max_bytes=int(args.max_upload_mb * 1e6), max_seconds=args.max_seconds)
+    app = create_app(args.output, model=args.model, device=args.device, limits=limits)
+    sock = listen(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    print(
+        f"centrifuge serve: http://{f'[{host}]' if ':' in host else host}:{port}/  "
+        f"(results in {args.output}/; Ctrl+C stops)",
+        flush=True,
+    )
+    run_server(app, sock)
+    return 0
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="a local web page: drop a video, watch its layers")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free)")
+    p.add_argument("--model", default="small", help="registered name or weights/checkpoint path")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("-o", "--output", default="separated", help="output folder (default: separated)")
+    p.add_argument("--max-upload-mb", type=float, default=500, help="upload limit (default 500)")
+    p.add_argument("--max-seconds", type=float, default=600, help="longest video (default 600)")
+    p.set_defaults(func=_cmd_serve)
+
+
 def _cmd_weights(args: argparse.Namespace) -> int:
     from centrifuge.kinetics import fetch_kinetics_i3d, kinetics_weights_path
 
@@ -484,6 +520,7 @@ COMMANDS: list[Callable] = [
     _add_demo,
     _add_models,
     _add_weights,
+    _add_serve,
 ]
 
 
