@@ -270,6 +270,11 @@ class Trainer:
             ds = Interleave(ds, photos, dc.photo_fraction, seed=tc.seed + self.rank)
         return ds
 
+    def batches(self) -> Iterator[torch.Tensor]:
+        """Training clip batches for steps ``self.step, ...`` (what :meth:`fit` feeds
+        :meth:`train_step`; ``bench/train.py`` times the two together)."""
+        return self._batches(self._dataset())
+
     def _batches(self, ds: torch.utils.data.Dataset) -> Iterator[torch.Tensor]:
         """Clip batches of ``ds`` for steps ``self.step, self.step + 1, ...``."""
         dc, tc = self.config.data, self.config.train
