@@ -329,8 +329,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--json", help="write the report as JSON")
     p.add_argument(
         "--classifier",
-        help="TorchScript video classifier: adds the paper's downstream "
-        "accuracy on mixed, separated and clean clips (labelled folders)",
+        help="video classifier saved by centrifuge.downstream.save_classifier (.safetensors; "
+        "files that can run code are refused): adds the paper's downstream accuracy on "
+        "mixed, separated and clean clips (labelled folders)",
     )
     p.add_argument("--classes", help="text file of the classifier's class names, in order")
     p.set_defaults(func=_cmd_evaluate)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,26 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, final)
     return Path(final)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, *, suffix: str = ".partial") -> Iterator[Path]:
+    """A unique hidden temporary path beside ``final``, published to ``final`` if the block ends
+    without error and removed otherwise: readers see the old file or the whole new one, and two
+    writers never share a temporary file.
+
+    Example: ``with atomic_path(out) as tmp: tmp.write_text(text)``.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{final.name[:100]}.", suffix=suffix, dir=final.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        publish(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def seed_everything(seed: int) -> None:
