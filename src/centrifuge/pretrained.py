@@ -77,9 +77,11 @@ def check_model_kwargs(kwargs: object, source: str) -> dict[str, Any]:
         "n_outputs": lambda v: _is_int(v) and 2 <= v <= MAX_OUTPUTS,
         "final_endpoint": lambda v: v in ("Mixed_3c", "Mixed_4f", "Mixed_5c"),
         "width": lambda v: isinstance(v, (int, float)) and 0 < v <= MAX_WIDTH,
-        "decoder_channels": lambda v: isinstance(v, (list, tuple))
-        and 1 <= len(v) <= 5
-        and all(_is_int(c) and 1 <= c <= MAX_DECODER_CHANNELS for c in v),
+        "decoder_channels": lambda v: (
+            isinstance(v, (list, tuple))
+            and 1 <= len(v) <= 5
+            and all(_is_int(c) and 1 <= c <= MAX_DECODER_CHANNELS for c in v)
+        ),
         "corrector": lambda v: isinstance(v, bool),
         "corrector_sees_mixture": lambda v: isinstance(v, bool),
         "residual": lambda v: isinstance(v, bool),

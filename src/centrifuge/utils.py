@@ -61,6 +61,22 @@ def atomic_path(final: str | os.PathLike, *, suffix: str = ".partial") -> Iterat
         tmp.unlink(missing_ok=True)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take: the system's available memory, or the room
+    left under a cgroup (container) limit when that is smaller; ``None`` when unknown."""
+    found: list[int] = []
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/meminfo") as f:
+            line = next(line for line in f if line.startswith("MemAvailable:"))
+        found.append(int(line.split()[1]) * 1024)
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit != "max":
+            found.append(max(0, int(limit) - int(used)))
+    return min(found) if found else None
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices)."""
     random.seed(seed)
