@@ -300,7 +300,12 @@ def check_window_memory(
         return
     h, w = shape
     per_frame = window_bytes(shape, 1, n_outputs)
-    fits = [f"--clip-len {c}" for c in [limit // per_frame] if c > options.overlap]
+    frames = int(limit // per_frame)
+    fits = []
+    if frames > options.overlap:
+        fits.append(f"--clip-len {frames}")
+    elif frames >= 2:
+        fits.append(f"--clip-len {frames} --overlap {frames // 4}")
     short = min(h, w)
     while (
         short > 32 and window_bytes(resized_shape(h, w, short), options.clip_len, n_outputs) > limit
