@@ -594,4 +594,6 @@ def separate_inputs(
                 ),
             )
         except CentrifugeError as exc:
+            if path not in str(exc):  # every error line names its input
+                exc = type(exc)(f"{path}: {exc}")
             yield path, exc

@@ -166,7 +166,10 @@ def _video_stream(
 ) -> av.video.stream.VideoStream:
     if not container.streams.video:
         raise VideoError(f"{path}: the file has no video stream.")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise VideoError(f"{path}: the video stream's codec is unknown (corrupt or unsupported).")
+    return stream
 
 
 def _plausible(rate: Fraction | None) -> bool:
@@ -548,8 +551,8 @@ class VideoWriter:
 
     def _open_audio(self, source: Path) -> None:
         try:
-            audio_in = av.open(str(source), mode="r")
-        except av.error.FFmpegError:
+            audio_in = av.open(str(source), mode="r", metadata_errors="replace")
+        except _INPUT_ERRORS:
             return
         if not audio_in.streams.audio:
             audio_in.close()
