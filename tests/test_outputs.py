@@ -264,3 +264,28 @@ def test_a_real_tiny_model_separates_at_the_processing_size(tmp_path: Path) -> N
     separator = Separator(build_model("tiny").eval(), clip_len=8, overlap=2, size=48)
     report = separate_file(separator, source, tmp_path / "out", SeparateOptions(size=48))
     assert (report["width"], report["height"], report["frames"]) == (128, 96, 6)
+
+
+def test_a_full_disk_or_forbidden_folder_anywhere_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Any command (train's checkpoints, evaluate's JSON...): the machine's state, not a bug."""
+    import errno
+
+    import centrifuge.cli
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/last.pt")
+
+    monkeypatch.setattr(centrifuge.cli, "_cmd_models", full)
+    assert main(["models"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "centrifuge models: error: /runs/x/last.pt: No space left on device."
+    )
+
+    def bug(args):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(centrifuge.cli, "_cmd_models", bug)
+    assert main(["models"]) == 1  # a bad descriptor is ours: still an internal error
+    assert "internal error" in capsys.readouterr().err
