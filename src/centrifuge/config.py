@@ -113,7 +113,10 @@ class TrainConfig:
     keep_last: int = 3
     threads: int | None = None  # torch threads per machine (None = torch default); split between
     # the processes torchrun starts on one CPU machine
-    init: str | None = None  # weights to start from: a registered name, .safetensors or .pt
+    init: str | None = None  # weights to start from: a registered name, .safetensors, .pt or
+    # "kinetics-i3d" (encoders from the Kinetics-400 I3D, BatchNorm re-estimated, see bn_batches)
+    bn_batches: int = 16  # batches of training blends that re-estimate BatchNorm after a
+    # kinetics-i3d init (0: keep Kinetics' statistics)
 
 
 @dataclass(frozen=True)

@@ -173,7 +173,14 @@ def initialise_from(model: torch.nn.Module, source: str | os.PathLike) -> None:
     """Copy the weights of ``source`` (a registered name with bundled weights, a ``.safetensors``
     file or a ``.pt`` checkpoint) into ``model``, to fine-tune it. Tensors that ``source`` lacks may
     only be the corrector's (a predictor-corrector can start from a trained predictor); any other
-    difference is a :class:`ModelError`."""
+    difference is a :class:`ModelError`. ``"kinetics-i3d"`` starts every RGB encoder from the
+    converted Kinetics-400 I3D (:mod:`centrifuge.kinetics`; the decoder starts fresh)."""
+    from centrifuge.kinetics import KINETICS_INIT, initialise_encoders
+
+    if str(source) == KINETICS_INIT:
+        names = initialise_encoders(model)
+        log.info("Kinetics-400 I3D weights in %s", ", ".join(names))
+        return
     state = load_model(source, allow_untrained=False).state_dict()
     own = model.state_dict()
     for key, value in state.items():

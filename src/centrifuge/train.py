@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
 from centrifuge.checkpoint import capture_rng, restore_rng, resume_checkpoint, save_checkpoint
@@ -35,6 +36,7 @@ from centrifuge.data.index import scan_folder
 from centrifuge.data.photos import Interleave, PhotoClips
 from centrifuge.data.validation import iter_pairs, validation_pairs
 from centrifuge.errors import ConfigError, ModelError, OutputExistsError, TrainingError
+from centrifuge.kinetics import KINETICS_INIT
 from centrifuge.losses import diversity, diversity_loss, pit_loss, recomposition_loss
 from centrifuge.models.registry import build_model, model_kwargs
 from centrifuge.pretrained import initialise_from
@@ -175,6 +177,8 @@ class Trainer:
                 initialise_from(self.model, tc.init)
             except ModelError as exc:
                 raise ConfigError(f"train.init: {exc}") from exc
+        # weight selection changes every sum: BatchNorm statistics are re-estimated at step 0
+        self._reestimate_bn = ckpt is None and tc.init == KINETICS_INIT and tc.bn_batches > 0
         self.net = self.model
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -264,11 +268,10 @@ class Trainer:
             ds = Interleave(ds, photos, dc.photo_fraction, seed=tc.seed + self.rank)
         return ds
 
-    def _batches(self) -> Iterator[torch.Tensor]:
-        """Clip batches for steps ``self.step, self.step + 1, ...``."""
+    def _batches(self, ds: torch.utils.data.Dataset) -> Iterator[torch.Tensor]:
+        """Clip batches of ``ds`` for steps ``self.step, self.step + 1, ...``."""
         dc, tc = self.config.data, self.config.train
         per_step = tc.batch_size * (1 if dc.same_class else dc.n_layers)
-        ds = self._dataset()
         start = self.step * per_step
         on_device = dc.bank and dc.bank_on_device and self.device.type == "cuda"
         if on_device or dc.workers == 0:
@@ -296,6 +299,26 @@ class Trainer:
         specs = validation_pairs(entries, tc.val_pairs, tc.val_seed, dc.clip_len)
         pairs = [torch.stack([a, b]) for a, b in iter_pairs(entries, specs, dc.clip_len, dc.crop)]
         return (torch.stack(pairs) * 255).round().to(torch.uint8)
+
+    @torch.no_grad()
+    def _reestimate_batchnorm(self, ds: torch.utils.data.Dataset) -> None:
+        """BatchNorm statistics of the freshly initialised model, averaged over ``train.bn_batches``
+        batches of training blends. The clips are drawn far from the training stream (index
+        2**40 on), so the run then sees the same batches as one started without this."""
+        dc, tc = self.config.data, self.config.train
+        per_step = tc.batch_size * (1 if dc.same_class else dc.n_layers)
+        far = 1 << 40
+
+        def inputs() -> Iterator[torch.Tensor]:
+            for i in range(tc.bn_batches):
+                clips = _gather_batch(ds, range(far + i * per_step, far + (i + 1) * per_step))
+                _, mixture, _ = self._mix(clips.to(self.device), far + i)
+                yield self._to_input(mixture)
+
+        with self._autocast():
+            update_bn(inputs(), self.model)
+        self._sync_buffers()
+        log.info("BatchNorm statistics re-estimated on %d batches", tc.bn_batches)
 
     # -- one step -----------------------------------------------------------------------------
     def _autocast(self):
@@ -481,7 +504,10 @@ class Trainer:
         self._started = started
         self._max_steps = tc.steps
         try:
-            batches = self._batches()
+            ds = self._dataset()
+            if self._reestimate_bn and self.step == 0:
+                self._reestimate_batchnorm(ds)
+            batches = self._batches(ds)
             while self.step < self.config.train.steps:
                 tc = self.config.train
                 tick = time.monotonic()

@@ -20,7 +20,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ENDPOINTS", "I3D_BLOCKS", "I3DEncoder", "InceptionBlock", "Unit3D", "same_padding"]
+__all__ = [
+    "ENDPOINTS",
+    "I3D_BLOCKS",
+    "I3DClassifier",
+    "I3DEncoder",
+    "InceptionBlock",
+    "Unit3D",
+    "same_padding",
+]
 
 # Inception block widths: (branch0 1x1, branch1 1x1 -> 3x3, branch2 1x1 -> 3x3, branch3 pool -> 1x1)
 I3D_BLOCKS: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -227,3 +235,24 @@ class I3DEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shape: ``[B, C_in, T, H, W]`` in ``[0, 1]`` -> ``[B, out_channels, T', H', W']``."""
         return self.forward_endpoints(x)[self.final_endpoint]
+
+
+class I3DClassifier(nn.Module):
+    """The full-width I3D with its Kinetics logits head (``Logits`` of DeepMind's I3D): for
+    checking converted weights on a known answer, not used for separation.
+
+    Head: 2x7x7 average pool (stride 1, no padding), a 1x1x1 conv with bias to ``n_classes``, then
+    the mean over the remaining time and space (DeepMind squeezes a 1x1 space at 224 px, then
+    averages over time).
+    """
+
+    def __init__(self, *, n_classes: int = 400) -> None:
+        super().__init__()
+        self.encoder = I3DEncoder(width=1.0)
+        self.logits = nn.Conv3d(self.encoder.out_channels, n_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shape: ``[B, 3, T, H, W]`` in ``[0, 1]`` (T >= 9, H, W >= 193) -> ``[B, n_classes]``."""
+        feats = self.encoder(x)
+        pooled = F.avg_pool3d(feats, kernel_size=(2, 7, 7), stride=1)
+        return self.logits(pooled).mean(dim=(2, 3, 4))
