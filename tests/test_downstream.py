@@ -133,8 +133,8 @@ class _Payload:
 
 
 def _malicious_files(folder: Path, marker: Path) -> list[Path]:
-    """Files that run code when unpickled: a torch.save zip, a raw pickle, a torch.export archive
-    whose weights entry is that pickle, each also under a .safetensors name."""
+    """Files that run code when unpickled: a torch.save zip, a raw pickle, a torch.export-style
+    archive whose weights entry is that pickle, each also under a .safetensors name."""
     payload = _Payload(marker)
     files = []
     saved = folder / "evil.pt"
@@ -143,14 +143,11 @@ def _malicious_files(folder: Path, marker: Path) -> list[Path]:
     raw = folder / "evil.pkl"
     raw.write_bytes(pickle.dumps(payload))
     files.append(raw)
-    program = torch.export.export(colour_net().eval(), (torch.rand(1, 3, 8, 24, 24),))
-    archive = folder / "clean.pt2"
-    torch.export.save(program, str(archive))
-    evil = folder / "evil.pt2"
-    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(evil, "w") as dst:
-        for item in src.infolist():
-            dst.writestr(item, src.read(item.filename))
-        dst.writestr("evil/data/weights/evil.pt", pickle.dumps(payload))
+    evil = folder / "evil.pt2"  # the layout of a torch.export archive, a pickle as its weights
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("evil/archive_format", "pt2")
+        archive.writestr("evil/models/model.json", "{}")
+        archive.writestr("evil/data/weights/model.pt", pickle.dumps(payload))
     files.append(evil)
     for path in list(files):
         disguised = folder / f"{path.stem}_{path.suffix[1:]}.safetensors"
@@ -173,10 +170,12 @@ def test_classifier_files_that_can_run_code_are_refused_and_run_none(
     for path in _malicious_files(tmp_path, marker):
         with pytest.raises(ModelError, match="refused"):
             load_classifier(path)
-        assert _evaluate(root, 2, "--classifier", path) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and str(path) in err[0] and "refused" in err[0], err
         assert not marker.exists(), path.name
+    evil = tmp_path / "evil.pt2"
+    assert _evaluate(root, 2, "--classifier", evil) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(evil) in err[0] and "refused" in err[0], err
+    assert not marker.exists()
 
 
 def test_a_classifier_round_trips_through_safetensors(tmp_path: Path) -> None:
