@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input or usage (one line on stderr), 1 internal err
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -178,7 +179,7 @@ def _size_arg(text: str) -> int | None:
 def _cmd_separate(args: argparse.Namespace) -> int:
     from centrifuge.data.index import find_videos
     from centrifuge.inference import Separator
-    from centrifuge.outputs import SeparateOptions, separate_inputs
+    from centrifuge.outputs import SeparateOptions, safe_name, separate_inputs
     from centrifuge.pretrained import load_model
     from centrifuge.utils import distributed_share, pick_device
 
@@ -230,7 +231,7 @@ def _cmd_separate(args: argparse.Namespace) -> int:
         rate = result["frames"] / max(result["seconds"], 1e-9)
         print(
             f"{path}: {result['frames']} frames in {result['seconds']:.1f} s ({rate:.1f} fps) "
-            f"-> {Path(args.output) / Path(path).stem}/"
+            f"-> {Path(args.output) / safe_name(Path(path).stem)}/"
         )
     return 2 if failed else 0
 
@@ -333,8 +334,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--json", help="write the report as JSON")
     p.add_argument(
         "--classifier",
-        help="TorchScript video classifier: adds the paper's downstream "
-        "accuracy on mixed, separated and clean clips (labelled folders)",
+        help="video classifier saved by centrifuge.downstream.save_classifier (.safetensors; "
+        "files that can run code are refused): adds the paper's downstream accuracy on "
+        "mixed, separated and clean clips (labelled folders)",
     )
     p.add_argument("--classes", help="text file of the classifier's class names, in order")
     p.set_defaults(func=_cmd_evaluate)
@@ -538,6 +540,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+        errno.EFBIG,
+    }
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
@@ -562,6 +579,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"centrifuge {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # internal error: one line, the traceback on request
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+            # a full disk, a read-only or forbidden folder: the machine's state, not a bug here
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"centrifuge {args.command}: error: {where}{exc.strerror}.", file=sys.stderr)
+            return 2
         if os.environ.get("CENTRIFUGE_DEBUG"):
             traceback.print_exc()
         print(

@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from centrifuge.errors import CentrifugeError
-from centrifuge.outputs import SeparateOptions
+from centrifuge.outputs import SeparateOptions, safe_name
 from centrifuge.web.jobs import Job, JobQueue, Limits, check_upload, display_name
 
 __all__ = ["create_app", "listen", "run_server"]
@@ -154,7 +154,7 @@ def create_app(
             if int(request.headers.get("content-length", "0")) > limits.max_bytes:
                 return _error(too_large, 413)
         job_id, folder = queue.new_upload_dir()
-        stem = f"{Path(name).stem or 'upload'}-{job_id[:8]}"
+        stem = safe_name(f"{Path(name).stem or 'upload'}-{job_id[:8]}")  # as separate names it
         raw = folder / stem  # its suffix comes from what it decodes as
         ok = False
         try:
