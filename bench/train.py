@@ -1,7 +1,9 @@
 """Training speed: step time and clips/s of `paper` and `small`, and whether the input keeps up.
 
-Model rows time forward + PIT loss + backward + optimizer step on random mixtures (median of
---repeat steps after warm-up). Input rows time the data pipeline alone on --data: the clip bank
+Step rows time `centrifuge train`'s own code path, Trainer.batches + Trainer.train_step (clip bank,
+mixing, forward, PIT loss, backward, optimizer step; median of --repeat steps after warm-up), with
+the shipped config and any --set (e.g. train.compile=true, a bigger train.batch_size).
+Input rows time the data pipeline alone on --data: the clip bank
 cut on the device (GPU) or served by DataLoader workers, and direct decoding with N workers.
 "Keeps up" compares the pipeline's clips/s with the clips a step consumes (2 per mixture).
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,55 +23,52 @@ import torch
 from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from centrifuge.config import load_config
 from centrifuge.data import ClipBank, ClipSpec, RandomClips, StreamSampler, VideoFolder
 from centrifuge.data.index import scan_folder
-from centrifuge.losses import pit_loss
-from centrifuge.models import build_model
-from centrifuge.train import _gather_batch
+from centrifuge.train import Trainer, _gather_batch
 from common import machine, median, print_table, timer, write_json
 
 
-def _step_function(model, opt, mixture, layers, cuda: bool):
-    """One training step (forward, PIT loss, backward, AdamW) as a closure to time."""
-
-    def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-            pred = model(mixture)
-        loss, _ = pit_loss(pred.float(), layers)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return step
-
-
 def step_rows(args, device: torch.device) -> list[dict]:
+    """Step time of `centrifuge train`'s own code path: :meth:`Trainer.batches` (clip bank, on the
+    GPU when there is one) and :meth:`Trainer.train_step` (mixing, forward under the configured
+    precision, PIT loss, backward, optimizer), with the model's shipped config and ``--set``."""
     rows = []
     for name, batch in zip(args.models, args.batch):
-        model = build_model(name).to(device).train()
-        cuda = device.type == "cuda"
-        if cuda:
-            model = model.to(memory_format=torch.channels_last_3d)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        t, s = args.clip_len, args.crop
-        layers = torch.rand(batch, 2, 3, t, s, s, device=device)
-        mixture = layers.mean(1)
-        if cuda:
-            mixture = mixture.contiguous(memory_format=torch.channels_last_3d)
-
-        step = _step_function(model, opt, mixture, layers, cuda)
-        ms = median(timer(device)(step, warmup=args.warmup, repeat=args.repeat))
-        rows.append(
-            {
-                "what": f"step {name}",
-                "batch": batch,
-                "ms": ms,
-                "clips_per_s": batch * 1000 / ms,
-                "needs_clips_per_s": 2 * batch * 1000 / ms,
-            }
-        )
-        del model, opt
+        sets = [
+            f"model.name={name}",
+            f"train.batch_size={batch}",
+            f"data.clip_len={args.clip_len}",
+            f"data.crop={args.crop}",
+            "data.photo_fraction=0",
+            *([f"train.threads={args.threads}"] if device.type == "cpu" else []),
+            *args.set,
+        ]
+        config = load_config(args.config, sets)
+        with tempfile.TemporaryDirectory() as out:
+            trainer = Trainer(config, data=args.data, out=out, device=device.type)
+            ms = median(_time_steps(trainer, device, args))
+            rows.append(
+                {
+                    "what": f"train_step {name}",
+                    "batch": batch,
+                    "ms": ms,
+                    "clips_per_s": batch * 1000 / ms,
+                    "needs_clips_per_s": config.data.n_layers * batch * 1000 / ms,
+                    "settings": " ".join(args.set) or "shipped config",
+                }
+            )
     return rows
+
+
+def _time_steps(trainer: Trainer, device: torch.device, args) -> list[float]:
+    batches, counter = trainer.batches(), iter(range(1 << 30))
+
+    def step() -> None:
+        trainer.train_step(next(batches), next(counter))
+
+    return timer(device)(step, warmup=args.warmup, repeat=args.repeat)
 
 
 def input_rows(args, device: torch.device, needed: float) -> list[dict]:
@@ -140,6 +140,11 @@ def main() -> None:
     p.add_argument("--input-clips", type=int, default=256)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--config", default="small", help="config the runs start from")
+    p.add_argument(
+        "--set", action="append", default=[], help="config override (e.g. train.compile=true)"
+    )
+    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     cuda = args.device.startswith("cuda")
@@ -150,7 +155,9 @@ def main() -> None:
     needed = max(r["needs_clips_per_s"] for r in rows)
     rows += input_rows(args, device, needed)
     print()
-    print_table(rows, ["what", "batch", "ms", "clips_per_s", "needs_clips_per_s", "keeps_up"])
+    print_table(
+        rows, ["what", "batch", "ms", "clips_per_s", "needs_clips_per_s", "keeps_up", "settings"]
+    )
     write_json(
         f"train-{'cuda' if cuda else 'cpu'}", {"machine": machine(), "rows": rows}, args.json
     )

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
 # One prepared run on a lent GPU machine (see bench/RESULTS.md and src/centrifuge/weights/small.md):
-#   1. train `small` on .gpu/data (made by scripts/prepare_device_data.py) for TRAIN_MINUTES,
+#   1. train `small` on .gpu/data (made by scripts/prepare_device_data.py --kinetics) for
+#      TRAIN_MINUTES, its encoder starting from the Kinetics-400 I3D (INIT=none: from scratch),
 #   2. export its weights (split in two: files coming back are limited to 16 MB each),
 #   3. run bench/infer.py and bench/train.py on the GPU.
 # Everything that must come back is written under $OUT. Needs .whl/ (PyAV wheel) and .gpu/ carried.
 set -u
 export PYTHONUNBUFFERED=1 CENTRIFUGE_CACHE=/tmp/centrifuge-cache
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-TRAIN_MINUTES=${TRAIN_MINUTES:-4.5}
+TRAIN_MINUTES=${TRAIN_MINUTES:-11}
+INIT=${INIT:-kinetics-i3d}
+INIT_SET=()
+if [ "$INIT" = kinetics-i3d ]; then  # the fp16 weights travel in .gpu/data/cache (no PyPI there)
+  mkdir -p $CENTRIFUGE_CACHE/weights && cp .gpu/data/cache/weights/*.safetensors $CENTRIFUGE_CACHE/weights/
+  INIT_SET=(--set train.init=kinetics-i3d)
+fi
 log() { echo "[$(date +%H:%M:%S)] $*"; }
 {
 log "start"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -18,7 +25,7 @@ python3 -c "import torch, av, centrifuge; print('torch', torch.__version__, 'av'
 log "train small"
 timeout $(python3 -c "print(int($TRAIN_MINUTES*60+150))") python3 -m centrifuge train \
   --data .gpu/data/train --val .gpu/data/val --config small \
-  --set data.photos=.gpu/data/photos --set train.max_minutes=$TRAIN_MINUTES \
+  --set data.photos=.gpu/data/photos --set train.max_minutes=$TRAIN_MINUTES "${INIT_SET[@]}" \
   --out /tmp/run_small --device cuda
 log "train exit $?"
 cp /tmp/run_small/metrics.jsonl "$OUT"/ 2>/dev/null; cat /tmp/run_small/summary.json 2>/dev/null

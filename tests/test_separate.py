@@ -34,6 +34,7 @@ REPORT_KEYS = {
     "device",
     "frames",
     "fps",
+    "fps_source",
     "width",
     "height",
     "n_outputs",
@@ -383,63 +384,36 @@ def test_a_model_failing_half_way_leaves_no_files_and_no_threads(
 # -- long runs in a separate process ----------------------------------------------------------
 
 
-def _complete(path: Path, frames: int) -> bool:
-    """Whether a file under a final name is whole."""
-    if path.suffix == ".mp4":
-        return probe_video(path).frames == frames and _decoded_frames(path) == frames
-    if path.suffix == ".png":
-        with Image.open(path) as image:
-            image.load()
-        return True
-    return set(json.loads(path.read_text())) >= REPORT_KEYS
+def _writing_layers(out: Path) -> bool:
+    return any(p.stat().st_size > 0 for p in out.glob(".long.work-*/.out_*.partial.mp4"))
 
 
-def _writing_layers(folder: Path) -> bool:
-    return any(p.is_file() and p.stat().st_size > 0 for p in folder.glob(".work-*/*"))
-
-
-def _writing_preview(folder: Path) -> bool:
-    return any(folder.glob(".preview.*"))
+def _writing_preview(out: Path) -> bool:
+    return any(out.glob(".long.work-*/result/.preview.*"))
 
 
 @pytest.mark.parametrize("until", [_writing_layers, _writing_preview])
-def test_sigkill_leaves_partial_data_only_under_hidden_names(tmp_path: Path, until) -> None:
+def test_sigkill_leaves_no_result_and_the_next_run_cleans_up(tmp_path: Path, until) -> None:
     source = write_test_video(tmp_path / "long.mp4", random_frames(64, 32, 48))
-    folder = tmp_path / "out" / "long"
-    command = [
-        sys.executable,
-        "-m",
-        "centrifuge",
-        "separate",
-        str(source),
-        "-o",
-        str(tmp_path / "out"),
-        "--model",
-        "tiny",
-        "--clip-len",
-        "16",
-        "--overlap",
-        "4",
-    ]
+    out = tmp_path / "out"
+    args = [str(source), "-o", str(out), "--model", "tiny", "--clip-len", "16", "--overlap", "4"]
+    command = [sys.executable, "-m", "centrifuge", "separate", *args]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while process.poll() is None and time.monotonic() < deadline and not until(folder):
+        while process.poll() is None and time.monotonic() < deadline and not until(out):
             time.sleep(0.002)
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.wait()
     assert process.returncode == -signal.SIGKILL, "it finished before it could be killed"
-    finals = set(_final_files(folder, 2))
-    present = [p for p in folder.rglob("*") if p.is_file()]
-    assert any(p not in finals for p in present), "killed before anything was written"
-    for path in present:
-        if path in finals:
-            assert _complete(path, 64), path.name
-        else:  # partial data: hidden, or inside a hidden work folder
-            assert path.relative_to(folder).parts[0].startswith("."), path.name
-    if until is _writing_preview:  # the layers were published before the preview was begun
-        assert {folder / "layer_1.mp4", folder / "layer_2.mp4"} <= set(present)
+    present = [p for p in out.rglob("*") if p.is_file()]
+    assert present, "killed before anything was written"
+    assert not (out / "long").exists()  # a result folder is complete or absent
+    assert all(p.relative_to(out).parts[0].startswith(".") for p in present)  # hidden work only
+    assert _separate(*args) == 0  # not refused: leftovers are not a result
+    assert sorted(out.iterdir()) == [out / "long"]  # the killed run's work files are gone
+    _check_outputs(out / "long", source, 2)
 
 
 CHILD = """

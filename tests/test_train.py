@@ -439,3 +439,19 @@ def test_processes_on_one_cpu_machine_share_its_threads(
     config = load_config("tiny", [*SMALL, "train.threads=2", "train.steps=1"])
     Trainer(config, data=train_clips, out=tmp_path / "run", device="cpu")
     assert torch.get_num_threads() == 1
+
+
+def test_resume_takes_the_newest_intact_checkpoint_after_a_kill_mid_write(
+    train_clips: Path, tmp_path: Path, keep_threads
+) -> None:
+    """A kill while ``last.pt`` was replaced leaves it a step behind ``checkpoints/`` and a
+    temporary file: resuming continues from the newer step file and removes the temporary."""
+    run = tmp_path / "run"
+    config = load_config("tiny", [*SMALL, "train.steps=2", "train.ckpt_every=1"])
+    Trainer(config, data=train_clips, out=run, device="cpu").fit()
+    shutil.copy(run / "checkpoints" / "step_0000001.pt", run / "last.pt")  # the old last.pt
+    partial = run / ".last.pt.x1y2z3.partial"
+    partial.write_bytes(b"cut short")
+    resumed = Trainer(config, data=train_clips, out=run, resume=True, device="cpu")
+    resumed.writer.close()
+    assert resumed.step == 2 and not partial.exists()

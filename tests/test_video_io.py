@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import corpus
 from centrifuge.errors import OutputExistsError, VideoError
 from centrifuge.video.io import VideoReader, VideoWriter, probe_video, read_video, write_video
 from conftest import random_frames, write_test_video
@@ -194,3 +196,100 @@ def test_truncated_moov_first_file_is_detected(tmp_path: Path) -> None:
     assert read_video(full)[0].shape[1] == 60
     with pytest.raises(VideoError, match="truncated"):
         read_video(cut)
+
+
+# -- hardening (issue 13, points 4 to 7) -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, corpus.Case]:
+    return {c.kind: c for c in corpus.base_files(tmp_path_factory.mktemp("corpus"))}
+
+
+@pytest.mark.parametrize(
+    "kind", ["raw.h264", "raw_as.mkv", "size_change.h264", "latin1_title.mkv", "cut_stream.mkv"]
+)
+def test_inputs_that_crashed_the_probe_are_read(corpus_files, kind: str) -> None:
+    """Raw annex-B H.264 (any extension), a mid-stream size change, non-UTF-8 metadata and a
+    streamable MKV cut short used to raise PermissionError/UnicodeDecodeError from the probe."""
+    path = corpus_files[kind].path
+    info = probe_video(path)
+    frames, fps = read_video(path)
+    assert frames.shape == (3, info.frames, info.height, info.width) and fps == info.fps
+    windows = list(VideoReader(path).windows(5, 1))
+    assert windows[-1][0] + windows[-1][1].shape[1] == info.frames
+
+
+def test_every_generated_input_reads_or_is_a_video_error(corpus_files) -> None:
+    for case in corpus_files.values():
+        try:
+            read_video(case.path)
+        except VideoError as exc:
+            assert not case.valid, f"{case.kind}: {exc}"
+            assert str(case.path) in str(exc) and "\n" not in str(exc)
+
+
+def test_every_pyav_failure_while_decoding_is_a_video_error(
+    video_file, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyAV raises OSError subclasses (errno 95), ArgumentError (a ValueError) and
+    UnicodeDecodeError as well as FFmpegError: none of them may escape as an internal error."""
+    path, _ = video_file
+    errors = [
+        av.error.OSError(95, "Operation not supported"),
+        av.error.ArgumentError(22, "Invalid argument"),
+        UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+        av.error.PermissionError(1, "Operation not permitted"),
+    ]
+    for error in errors:
+
+        def decode(self, *args, error=error, **kwargs):
+            raise error
+
+        monkeypatch.setattr(av.container.InputContainer, "decode", decode)
+        with pytest.raises(VideoError, match="corrupt or truncated") as info:
+            read_video(path)
+        assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["thin_33x1.mkv", "dot_1x1.mov"])
+def test_frames_under_two_pixels_are_refused_at_probe_time(corpus_files, kind: str) -> None:
+    with pytest.raises(VideoError, match="too small"):
+        probe_video(corpus_files[kind].path)
+
+
+def test_a_two_pixel_wide_video_is_still_read(corpus_files) -> None:
+    assert read_video(corpus_files["tall_2x40.mkv"].path)[0].shape == (3, 8, 40, 2)
+
+
+def test_a_fifo_named_like_a_video_is_refused_without_opening_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the FIFO was opened: reading it would wait forever")
+
+    monkeypatch.setattr(av, "open", never)
+    for read in (probe_video, read_video, VideoReader):
+        with pytest.raises(VideoError, match="not a regular file"):
+            read(fifo)
+
+
+def test_broken_timestamps_are_read_in_decoding_order_at_a_sane_rate(tmp_path: Path) -> None:
+    """250 H.264 frames one tick apart in 1/12800 s: the container says thousands of fps and a few
+    ms, FFmpeg plays all 250 frames. They used to give "truncated (decoded 1 of 250 frames)"."""
+    path = corpus.write_without_timestamps(tmp_path / "ticks.mp4", 250)
+    info = probe_video(path)
+    assert (info.frames, info.rate, info.rate_source) == (250, 25, "assumed")
+    frames, fps = read_video(path)
+    assert (frames.shape[1], fps) == (250, 25.0)
+    assert read_video(path, start=100, num_frames=10)[0].equal(frames[:, 100:110])
+    assert sum(w.shape[1] for _, w in VideoReader(path).windows(64, 0)) == 250
+
+
+def test_an_implausible_rate_is_replaced_by_frames_over_duration(corpus_files) -> None:
+    info = probe_video(corpus_files["vfr.mkv"].path)  # 1 ms time base, frames ~40 ms apart
+    assert info.rate_source == "duration" and 20 < info.fps < 40
+    assert probe_video(corpus_files["slow.mp4"].path).rate == Fraction(2, 3)  # slow, not broken

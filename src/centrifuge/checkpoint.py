@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import tempfile
@@ -26,11 +27,14 @@ from safetensors.torch import load_file, save_file
 from centrifuge.errors import ModelError
 from centrifuge.utils import publish
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "capture_rng",
     "load_checkpoint",
     "read_weights",
     "restore_rng",
+    "resume_checkpoint",
     "save_checkpoint",
     "write_weights",
 ]
@@ -49,6 +53,8 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     tmp = _atomic_target(path)
     try:
         torch.save(state, tmp)
+        with open(tmp, "rb") as f:  # on disk before it replaces the previous checkpoint
+            os.fsync(f.fileno())
         publish(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -68,6 +74,59 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(state, dict) or "model" not in state or "model_kwargs" not in state:
         raise ModelError(f"{path}: not a centrifuge checkpoint (no model state).")
     return state
+
+
+def _step_number(path: Path) -> int:
+    try:
+        return int(path.stem.removeprefix("step_"))
+    except ValueError:
+        return -1
+
+
+def resume_checkpoint(run: str | os.PathLike) -> tuple[dict, Path] | None:
+    """The newest intact checkpoint of a run folder and its path (``None`` when there is none).
+
+    ``last.pt`` and ``checkpoints/step_*.pt`` are candidates: a kill between writing a step file and
+    ``last.pt`` leaves the step file newer, and a damaged file is skipped for the next newest.
+    Temporary files of writes cut short by a kill are removed. Which file is used, and which were
+    skipped, is logged.
+
+    Raises:
+        ModelError: checkpoints exist but none of them can be read.
+    """
+    run = Path(run)
+    for folder in (run, run / "checkpoints"):
+        for tmp in folder.glob(".*.partial"):
+            tmp.unlink(missing_ok=True)
+    steps = sorted(
+        (p for p in (run / "checkpoints").glob("step_*.pt") if _step_number(p) >= 0),
+        key=_step_number,
+        reverse=True,
+    )
+    last = run / "last.pt"
+    candidates = ([last] if last.exists() else []) + steps
+    if not candidates:
+        return None
+    best: tuple[dict, Path] | None = None
+    damaged: list[str] = []
+    for path in candidates:
+        if best is not None and path != last and _step_number(path) <= int(best[0]["step"]):
+            break  # step files are sorted: none of the rest is newer
+        try:
+            state = load_checkpoint(path)
+            int(state["step"])
+        except (ModelError, KeyError, TypeError, ValueError) as exc:
+            damaged.append(f"{path.name} ({exc})")
+            continue
+        if best is None or int(state["step"]) > int(best[0]["step"]):
+            best = (state, path)
+    if best is None:
+        raise ModelError(f"{run}: no intact checkpoint to resume from ({damaged[0]}).")
+    for item in damaged:
+        log.warning("skipping damaged checkpoint %s", item)
+    if damaged or best[1] != last:
+        log.warning("resuming from %s (step %d)", best[1], int(best[0]["step"]))
+    return best
 
 
 def _json_kwargs(kwargs: dict[str, Any]) -> str:
@@ -112,8 +171,11 @@ def read_weights(
         raise ModelError(f"{path}: not a safetensors weights file ({exc}).") from exc
     if "model_kwargs" not in meta:
         raise ModelError(f"{path}: the weights file does not say which architecture it holds.")
-    kwargs = json.loads(meta["model_kwargs"])
-    if "decoder_channels" in kwargs:
+    try:
+        kwargs = json.loads(meta["model_kwargs"])
+    except ValueError:
+        raise ModelError(f"{path}: the architecture in the metadata is not valid JSON.") from None
+    if isinstance(kwargs, dict) and isinstance(kwargs.get("decoder_channels"), list):
         kwargs["decoder_channels"] = tuple(kwargs["decoder_channels"])
     return tensors, meta.get("model_name", "custom"), kwargs, meta
 

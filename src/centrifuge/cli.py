@@ -6,6 +6,7 @@ Exit codes: 0 success, 2 bad input or usage (one line on stderr), 1 internal err
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -334,7 +335,7 @@ def _cmd_separate(args: argparse.Namespace) -> int:
             options,
             model_name=str(args.model),
             progress=shown.update,
-            stage=shown.stage,
+            on_step=shown.stage,
         ):
             shown.close(path)
             failed += not _print_result(path, result, args.output)
@@ -348,7 +349,9 @@ def _print_result(path: str, result: dict | CentrifugeError, output: str) -> boo
     if isinstance(result, CentrifugeError):
         print(f"centrifuge separate: error: {result}", file=sys.stderr)
         return False
-    folder = Path(output) / Path(path).stem
+    from centrifuge.outputs import safe_name
+
+    folder = Path(output) / safe_name(Path(path).stem)
     if result["preview"] is None:  # a still image
         print(f"{path}: 1 image in {result['seconds']:.1f} s -> {folder}/")
         return True
@@ -514,8 +517,9 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.add_argument(
         "--classifier",
-        help="TorchScript video classifier: adds the paper's downstream "
-        "accuracy on mixed, separated and clean clips (labelled folders)",
+        help="video classifier saved by centrifuge.downstream.save_classifier (.safetensors; "
+        "files that can run code are refused): adds the paper's downstream accuracy on "
+        "mixed, separated and clean clips (labelled folders)",
     )
     p.add_argument("--classes", help="text file of the classifier's class names, in order")
     p.set_defaults(func=_cmd_evaluate)
@@ -649,6 +653,41 @@ def _add_models(sub) -> None:
     p.set_defaults(func=_cmd_models)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from centrifuge.web.app import create_app, listen, run_server
+        from centrifuge.web.jobs import Limits
+    except ImportError as exc:
+        raise CentrifugeError(
+            f"the web page needs the web extra ({exc.name} is missing): "
+            "pip install 'visual-centrifuge[web]'."
+        ) from None
+    if args.max_upload_mb <= 0 or args.max_seconds <= 0:
+        raise CentrifugeError("--max-upload-mb and --max-seconds must be positive.")
+    limits = Limits(max_bytes=int(args.max_upload_mb * 1e6), max_seconds=args.max_seconds)
+    app = create_app(args.output, model=args.model, device=args.device, limits=limits)
+    sock = listen(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    print(
+        f"centrifuge serve: http://{f'[{host}]' if ':' in host else host}:{port}/  "
+        f"(results in {args.output}/; Ctrl+C stops)",
+        flush=True,
+    )
+    run_server(app, sock)
+    return 0
+
+
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="a local web page: drop a video, watch its layers")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=int, default=7860, help="port; 0: any free one")
+    _add_model_and_device(p)
+    p.add_argument("-o", "--output", default="separated", metavar="OUTDIR", help="output folder")
+    p.add_argument("--max-upload-mb", type=float, default=500, help="upload limit in MB")
+    p.add_argument("--max-seconds", type=float, default=600, help="longest video in seconds")
+    p.set_defaults(func=_cmd_serve)
+
+
 def _cmd_weights(args: argparse.Namespace) -> int:
     from centrifuge.kinetics import fetch_kinetics_i3d, kinetics_weights_path
 
@@ -694,6 +733,7 @@ COMMANDS: list[Callable] = [
     _add_demo,
     _add_models,
     _add_weights,
+    _add_serve,
 ]
 
 
@@ -716,6 +756,21 @@ centrifuge: choose a command, for example:
   centrifuge demo                  blend two bundled clips and separate them
   centrifuge separate clip.mp4     split your own video (or image) into layers
 'centrifuge --help' lists every command; 'centrifuge COMMAND --help' explains one."""
+
+
+_ENVIRONMENT_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.ENAMETOOLONG,
+        errno.EFBIG,
+    }
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -745,6 +800,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"centrifuge {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # internal error: one line, the traceback on request
+        if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT_ERRNOS:
+            # a full disk, a read-only or forbidden folder: the machine's state, not a bug here
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"centrifuge {args.command}: error: {where}{exc.strerror}.", file=sys.stderr)
+            return 2
         if os.environ.get("CENTRIFUGE_DEBUG"):
             traceback.print_exc()
         print(

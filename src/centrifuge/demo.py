@@ -24,7 +24,7 @@ from centrifuge.inference import Separator, separate
 from centrifuge.losses import pit_loss, reorder_layers
 from centrifuge.metrics import psnr
 from centrifuge.outputs import SeparateOptions, separate_file
-from centrifuge.utils import publish
+from centrifuge.utils import atomic_path
 from centrifuge.video.io import probe_video, read_video, write_video
 from centrifuge.video.transforms import center_crop
 from centrifuge.viz import image_grid, save_png
@@ -123,9 +123,8 @@ def run_demo(
         "contact_sheet": str(out / "contact.png"),
         "report": report,
     }
-    tmp = out / ".demo.json.partial"
-    tmp.write_text(json.dumps(scores, indent=2))
-    publish(tmp, out / "demo.json")
+    with atomic_path(out / "demo.json") as tmp:
+        tmp.write_text(json.dumps(scores, indent=2))
     return scores
 
 

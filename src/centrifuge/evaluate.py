@@ -23,7 +23,7 @@ from centrifuge.data.index import scan_folder
 from centrifuge.data.validation import iter_pairs, make_layers, validation_pairs
 from centrifuge.losses import best_assignment, diversity, pairwise_l1_grad, reorder_layers
 from centrifuge.metrics import psnr, ssim
-from centrifuge.utils import publish
+from centrifuge.utils import atomic_path
 
 __all__ = ["Report", "evaluate"]
 
@@ -59,10 +59,9 @@ class Report:
     def to_json(self, path: str | os.PathLike) -> Path:
         """Write the report atomically."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.partial")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        return publish(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2))
+        return path
 
     def table(self) -> str:
         """A readable table: loss, PSNR and SSIM of the model and the baselines."""

@@ -123,18 +123,18 @@ def _unit_pairs() -> list[tuple[str, str]]:
     """(torch prefix of a Unit3D, Flax path of the same unit) for the full encoder, in order."""
     pairs: list[tuple[str, str]] = []
     branch_units = {
-        "branch_0": ["Branch_0/Conv3d_0a_1x1"],
-        "branch_1.0": ["Branch_1/Conv3d_0a_1x1"],
-        "branch_1.1": ["Branch_1/Conv3d_0b_3x3"],
-        "branch_2.0": ["Branch_2/Conv3d_0a_1x1"],
-        "branch_2.1": ["Branch_2/Conv3d_0b_3x3"],
-        "branch_3.1": ["Branch_3/Conv3d_0b_1x1"],
+        "branch_0": "Branch_0/Conv3d_0a_1x1",
+        "branch_1.0": "Branch_1/Conv3d_0a_1x1",
+        "branch_1.1": "Branch_1/Conv3d_0b_3x3",
+        "branch_2.0": "Branch_2/Conv3d_0a_1x1",
+        "branch_2.1": "Branch_2/Conv3d_0b_3x3",
+        "branch_3.1": "Branch_3/Conv3d_0b_1x1",
     }
     for name, kind, *_ in _LAYOUT:
         if kind == "conv":
             pairs.append((f"blocks.{name}", name))
         elif kind == "mixed":
-            for torch_name, (flax_name,) in branch_units.items():
+            for torch_name, flax_name in branch_units.items():
                 pairs.append((f"blocks.{name}.{torch_name}", f"{name}/{flax_name}"))
     return pairs
 

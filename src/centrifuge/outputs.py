@@ -15,9 +15,12 @@ without ``force``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import queue
+import re
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -33,18 +36,31 @@ from centrifuge.errors import CentrifugeError, OutputExistsError
 from centrifuge.inference import Separator
 from centrifuge.report import LayerStats, build_report, write_report
 from centrifuge.stills import is_still, separate_still
+from centrifuge.utils import available_memory
 from centrifuge.video.io import (
     VideoReader,
     VideoWriter,
+    resized_shape,
     to_uint8_frames,
 )
+from centrifuge.video.transforms import resize
 from centrifuge.viz import image_grid, save_png
 
-__all__ = ["SeparateOptions", "output_paths", "separate_file", "separate_inputs"]
+__all__ = [
+    "SeparateOptions",
+    "check_window_memory",
+    "output_paths",
+    "safe_name",
+    "separate_file",
+    "separate_inputs",
+    "window_bytes",
+]
 
+MAX_NAME_BYTES = 200  # result folder names (file systems allow 255, work names add a suffix)
 PREVIEW_HEIGHT = 240  # height of each panel of preview.mp4
 CONTACT_COLUMNS = 6
 CONTACT_HEIGHT = 120  # height of each contact-sheet cell
+RESIZE_BYTES = 64 << 20  # layers are brought back to the input size this many bytes at a time
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,20 @@ class SeparateOptions:
     layers: str = "2"  # "2" or "all"
     tile: int | None = 768
     force: bool = False
+    memory_limit: int | None = None  # bytes a window may take (None: the memory available now)
+
+
+def safe_name(stem: str) -> str:
+    """The folder name for an input's results: never ``.``, ``..``, empty, hidden or holding a
+    separator, at most :data:`MAX_NAME_BYTES` bytes, so that it always names a new entry inside the
+    output folder (and never one of this program's hidden work files there)."""
+    name = "".join("_" if c in "/\\" or ord(c) < 32 or c == "\x7f" else c for c in stem)
+    if not name or name.startswith("."):
+        name = f"_{name}"
+    raw = os.fsencode(name)
+    if len(raw) > MAX_NAME_BYTES:
+        name = os.fsdecode(raw[:MAX_NAME_BYTES])
+    return name
 
 
 def output_paths(
@@ -64,7 +94,10 @@ def output_paths(
 
     A still image gives PNG layers and no preview (``"preview": None``).
     """
-    folder = Path(out_dir) / Path(input_path).stem
+    return _result_files(Path(out_dir) / safe_name(Path(input_path).stem), n_layers, still)
+
+
+def _result_files(folder: Path, n_layers: int, still: bool = False) -> dict:
     suffix = ".png" if still else ".mp4"
     return {
         "folder": folder,
@@ -117,29 +150,44 @@ def _threaded(iterator: Generator, depth: int = 2) -> Iterator:
 
 
 class _Encoder:
-    """Encodes layer chunks in a background thread."""
+    """Encodes layer chunks in a background thread, resizing them to the writers' size there (a
+    few frames at a time, so that full-resolution layers are never held for a whole window)."""
 
-    def __init__(self, writers: list[VideoWriter]) -> None:
+    def __init__(self, writers: list[VideoWriter], shape: tuple[int, int]) -> None:
         self.writers = writers
+        self.shape = shape
         self.q: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._work, daemon=True)
         self.thread.start()
+
+    def _write(self, chunk: list[torch.Tensor | np.ndarray]) -> None:
+        h, w = self.shape
+        step = max(1, RESIZE_BYTES // (12 * h * w))  # float32 RGB frames per resize
+        for writer, layer in zip(self.writers, chunk):
+            if isinstance(layer, np.ndarray):
+                writer.write(layer)
+                continue
+            for t in range(0, layer.shape[1], step):
+                writer.write(to_uint8_frames(resize(layer[:, t : t + step], h, w)))
 
     def _work(self) -> None:
         while (chunk := self.q.get()) is not None:
             if self.error is not None:
                 continue
             try:
-                for writer, layer in zip(self.writers, chunk):
-                    writer.write(layer)
+                self._write(chunk)
             except BaseException as exc:
                 self.error = exc
 
     def put(self, layers: torch.Tensor) -> None:
+        """Queue layers ``[N, C, t, h, w]`` in ``[0, 1]``, any ``h, w`` (resized in the thread)."""
         if self.error is not None:
             raise self.error
-        self.q.put([to_uint8_frames(layer) for layer in layers])
+        if layers.shape[-2:] == self.shape:
+            self.q.put([to_uint8_frames(layer) for layer in layers])  # 4x smaller than floats
+        else:
+            self.q.put(list(layers))
 
     def stop(self) -> None:
         """Wait until the thread has written (or, after an error, skipped) what is queued and ends.
@@ -205,30 +253,293 @@ def _write_preview(
     return contact
 
 
+def window_bytes(shape: tuple[int, int], clip_len: int, n_outputs: int) -> int:
+    """Estimated peak memory of separating windows of ``clip_len`` frames of ``shape = (H, W)``
+    (processing size) into ``n_outputs`` layers: the decoded window and its float copy, the layers
+    being predicted, cross-faded and queued for encoding (each float32 RGB)."""
+    h, w = shape
+    return clip_len * h * w * 12 * (4 + 4 * n_outputs)
+
+
+def check_window_memory(
+    path: Path, shape: tuple[int, int], options: SeparateOptions, n_outputs: int
+) -> None:
+    """Refuse, before any work, a window that would not fit in memory, naming settings that do.
+
+    Raises:
+        CentrifugeError: the window needs more than ``options.memory_limit`` bytes (default: the
+        memory available now).
+    """
+    limit = options.memory_limit if options.memory_limit is not None else available_memory()
+    need = window_bytes(shape, options.clip_len, n_outputs)
+    if limit is None or need <= limit:
+        return
+    h, w = shape
+    per_frame = window_bytes(shape, 1, n_outputs)
+    frames = int(limit // per_frame)
+    fits = []
+    if frames > options.overlap:
+        fits.append(f"--clip-len {frames}")
+    elif frames >= 2:
+        fits.append(f"--clip-len {frames} --overlap {frames // 4}")
+    short = min(h, w)
+    while (
+        short > 32 and window_bytes(resized_shape(h, w, short), options.clip_len, n_outputs) > limit
+    ):
+        short = max(32, short * 3 // 4 // 16 * 16)
+    if window_bytes(resized_shape(h, w, short), options.clip_len, n_outputs) <= limit:
+        fits.insert(0, f"--size {short}")
+    advice = " or ".join(fits) or "a smaller --clip-len and --size"
+    raise CentrifugeError(
+        f"{path}: windows of {options.clip_len} frames at {w}x{h} need about "
+        f"{need / 2**30:.1f} GiB of memory, {limit / 2**30:.1f} GiB is available: "
+        f"pass {advice}."
+    )
+
+
+_RESULT_FILE = re.compile(r"layer_\d+\.(mp4|png)|preview\.mp4|contact\.png|report\.json")
+_WORK_SUFFIX = 8  # random characters tempfile.mkdtemp adds
+
+
+def _output_error(exc: OSError, where: Path) -> CentrifugeError:
+    cause = exc.strerror or str(exc) or exc.__class__.__name__
+    return CentrifugeError(f"{where}: cannot write the results ({cause}).")
+
+
+def _output_folder(out_dir: str | os.PathLike) -> Path:
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CentrifugeError(f"{out}: exists and is not a folder (-o needs a folder).") from None
+    except OSError as exc:
+        raise _output_error(exc, out) from exc
+    if not out.is_dir():
+        raise CentrifugeError(f"{out}: not a folder (-o needs a folder).")
+    return out
+
+
+@contextlib.contextmanager
+def _result_lock(folder: Path) -> Iterator[None]:
+    """Hold ``OUTDIR/.<name>.lock`` for the result folder ``OUTDIR/<name>``: one run at a time.
+
+    The lock is the kernel's (``flock``): a killed run releases it. The file is removed when the run
+    ends; a run that locked a file already removed tries again on the new one.
+
+    Raises:
+        CentrifugeError: another run holds it.
+    """
+    lock = folder.with_name(f".{folder.name}.lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CentrifugeError(
+                f"{folder}: in use by another centrifuge run (try again when it ends)."
+            ) from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _clean_stale(folder: Path) -> None:
+    """Remove what killed runs left for this result folder (call with its lock held): hidden work
+    folders beside it, and temporary files of earlier versions inside it."""
+    prefix = f".{folder.name}.work-"
+    with os.scandir(folder.parent) as entries:
+        stale = [
+            e.path
+            for e in entries
+            if e.name.startswith(prefix) and len(e.name) == len(prefix) + _WORK_SUFFIX
+        ]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    if folder.is_dir() and not folder.is_symlink():
+        for entry in folder.iterdir():
+            if entry.name.startswith(".work-") and entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith(".") and ".partial" in entry.name:
+                entry.unlink(missing_ok=True)
+
+
+def _check_replaceable(folder: Path, force: bool) -> None:
+    """Whether the results may go to ``folder``: absent, empty, or (with ``force``) a result folder.
+
+    Raises:
+        OutputExistsError: results are there and ``force`` is off, or ``folder`` holds anything
+        else (``--force`` replaces results, never other files).
+    """
+    try:
+        mode = folder.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(mode):
+        raise OutputExistsError(
+            f"{folder} exists and is not a result folder: move it or choose another -o."
+        )
+    entries = sorted(os.listdir(folder))
+    foreign = [name for name in entries if not _RESULT_FILE.fullmatch(name)]
+    if foreign:
+        raise OutputExistsError(
+            f"{folder} holds {foreign[0]!r}, which is not a centrifuge result: "
+            "move it or choose another -o."
+        )
+    if entries and not force:
+        raise OutputExistsError(f"{folder / entries[0]} exists: pass --force to replace it.")
+
+
+def _publish(stage: Path, folder: Path, work: Path) -> None:
+    """Put the complete result folder ``stage`` in place of ``folder``: two renames, so that
+    ``folder`` always holds a complete result or nothing (what it held goes into ``work``)."""
+    if os.path.lexists(folder):
+        os.rename(folder, work / "replaced")
+    os.rename(stage, folder)
+
+
+def separate_file(
+    separator: Separator,
+    input_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: SeparateOptions,
+    *,
+    model_name: str = "custom",
+    progress: Callable[[int, int], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> dict:
+    """Separate one video or still image into ``out_dir/<name>/``; returns the report (also
+    report.json).
+
+    ``progress(done, total)`` is called with 0 before the first frame and after every window;
+    ``on_step(text)`` announces the steps after the frames are separated ("writing preview").
+
+    The whole result is written into a hidden work folder beside it and renamed into place last,
+    so ``out_dir/<name>/`` holds a complete result or none, whatever stops the run. ``<name>`` is
+    :func:`safe_name` of the input's stem. One run at a time writes a result folder; leftovers of
+    killed runs are removed first; ``force`` replaces an earlier result as a whole.
+
+    Raises:
+        CentrifugeError: the input cannot be read, the window does not fit in memory, the results
+        exist (without ``force``), another run is writing them, or they cannot be written (one line
+        naming the folder and the cause: read-only, full disk...).
+    """
+    input_path = Path(input_path)
+    reader = VideoReader(input_path, size=options.size)  # probes; decodes at the processing size
+    n = separator.n_outputs
+    paths = output_paths(out_dir, input_path, n if options.layers == "all" else 2)
+    check_window_memory(input_path, reader.shape, options, n)
+    out = _output_folder(out_dir)
+    folder = out / paths["folder"].name
+    try:
+        with _result_lock(folder):
+            _clean_stale(folder)
+            _check_replaceable(folder, options.force)
+            work = Path(tempfile.mkdtemp(prefix=f".{folder.name}.work-", dir=out))
+            try:
+                stage = work / "result"
+                stage.mkdir()
+                if progress is not None:
+                    progress(0, reader.info.frames)
+                report = _separate_into(
+                    separator, reader, stage, work, options, model_name, progress, on_step
+                )
+                _publish(stage, folder, work)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    except OSError as exc:  # the input's errors are VideoErrors: this is the output side
+        raise _output_error(exc, folder) from exc
+    return report
+
+
+def _separate_into(
+    separator: Separator,
+    reader: VideoReader,
+    stage: Path,
+    work: Path,
+    options: SeparateOptions,
+    model_name: str,
+    progress: Callable[[int, int], None] | None,
+    on_step: Callable[[str], None] | None,
+) -> dict:
+    """Write the layers, preview, contact sheet and report of ``reader``'s input into ``stage``."""
+    started = time.monotonic()
+    info = reader.info
+    n = separator.n_outputs
+    m = n if options.layers == "all" else 2
+    still = is_still(reader.path)
+    paths = _result_files(stage, m, still)  # the final names, inside the stage folder
+    if still:
+        chosen, stats = separate_still(
+            separator, reader.path, paths["layers"], paths["contact"], options.layers
+        )
+        done = 1
+        if progress is not None:
+            progress(1, 1)
+    else:
+        chosen, stats, done = _separate_video(
+            separator, reader, paths, work, options, progress, on_step
+        )
+    report = build_report(
+        input_path=reader.path,
+        model_name=model_name,
+        device=str(separator.device),
+        frames=done,
+        fps=info.fps,
+        shape=(info.height, info.width),
+        n_outputs=n,
+        layer_files=paths["layers"],
+        chosen=chosen,
+        stats=stats,
+        preview=paths["preview"],
+        contact=paths["contact"],
+        settings={
+            "model": model_name,
+            "layers": options.layers,
+            "size": options.size or "native",
+            "clip_len": options.clip_len,
+            "overlap": options.overlap,
+            "tile": options.tile,
+        },
+        seconds=time.monotonic() - started,
+        extra={"fps_source": info.rate_source},
+    )
+    write_report(report, paths["report"])
+    return report
+
+
 def _separate_video(
     separator: Separator,
     reader: VideoReader,
     paths: dict,
-    options: SeparateOptions,
     work: Path,
+    options: SeparateOptions,
     progress: Callable[[int, int], None] | None,
-    stage: Callable[[str], None] | None,
+    on_step: Callable[[str], None] | None,
 ) -> tuple[list[int], LayerStats, int]:
-    """Pass 1 (all N layers into ``work``), choose and publish the layers, pass 2 (preview and
+    """Pass 1 (all N layers into ``work``), choose and place the layers, pass 2 (preview and
     contact sheet). Returns the chosen output indices, the statistics and the frame count."""
-    info, shape, n = reader.info, reader.shape, separator.n_outputs
+    info, input_path = reader.info, reader.path
+    n = separator.n_outputs
+    shape = (info.height, info.width)
     raw = [
         VideoWriter(
             work / f"out_{i}.mp4",
             fps=info.rate,
             width=shape[1],
             height=shape[0],
-            audio_from=reader.path,
+            audio_from=input_path,
             threads=1,  # the model owns the cores; one encoder thread writes all layers
         )
         for i in range(n)
     ]
-    encoder = _Encoder(raw)
+    encoder = _Encoder(raw, shape)
     stats = LayerStats(n)
     windows = _threaded(reader.windows(options.clip_len, options.overlap))
     done = 0
@@ -250,96 +561,15 @@ def _separate_video(
     chosen = stats.choose(options.layers)
     for src, dst in zip((produced[i] for i in chosen), paths["layers"]):
         os.replace(src, dst)
-    if stage is not None:
-        stage("writing preview")
+    if on_step is not None:
+        on_step("writing preview")
     contact = _write_preview(
-        reader.path, paths["layers"], paths["preview"], info.rate, options.force, shape, done
+        input_path, paths["layers"], paths["preview"], info.rate, False, shape, done
     )
     labels = ["input"] + [f"layer {i + 1}" for i in range(len(chosen))]
     sheet = image_grid(contact, row_labels=labels, cell_height=CONTACT_HEIGHT)
     save_png(sheet, paths["contact"])
     return chosen, stats, done
-
-
-def separate_file(
-    separator: Separator,
-    input_path: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    options: SeparateOptions,
-    *,
-    model_name: str = "custom",
-    progress: Callable[[int, int], None] | None = None,
-    stage: Callable[[str], None] | None = None,
-) -> dict:
-    """Separate one video or still image into ``out_dir/<stem>/``; returns the report (also
-    report.json).
-
-    ``progress(done, total)`` is called with 0 before the first frame and after every window;
-    ``stage(text)`` announces the steps after the frames are separated ("writing preview").
-    """
-    started = time.monotonic()
-    input_path = Path(input_path)
-    reader = VideoReader(input_path)  # probes the input: a clear error before anything is created
-    info = reader.info
-    still = is_still(input_path)
-    n = separator.n_outputs
-    m = n if options.layers == "all" else 2
-    paths = output_paths(out_dir, input_path, m, still=still)
-    finals = [*paths["layers"], paths["preview"], paths["contact"], paths["report"]]
-    existing = [p for p in finals if p is not None and p.exists()]
-    if existing and not options.force:
-        raise OutputExistsError(f"{existing[0]} exists: pass --force to overwrite it.")
-    folder = paths["folder"]
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".work-", dir=folder))
-    if progress is not None:
-        progress(0, info.frames)
-    try:
-        if still:
-            chosen, stats = separate_still(
-                separator, reader, paths["layers"], paths["contact"], options.layers
-            )
-            done = 1
-            if progress is not None:
-                progress(1, 1)
-        else:
-            chosen, stats, done = _separate_video(
-                separator, reader, paths, options, work, progress, stage
-            )
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        if created:  # a failed input leaves no empty folder behind
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    report = build_report(
-        input_path=input_path,
-        model_name=model_name,
-        device=str(separator.device),
-        frames=done,
-        fps=info.fps,
-        shape=reader.shape,
-        n_outputs=n,
-        layer_files=paths["layers"],
-        chosen=chosen,
-        stats=stats,
-        preview=paths["preview"],
-        contact=paths["contact"],
-        settings={
-            "model": model_name,
-            "layers": options.layers,
-            "size": options.size or "native",
-            "clip_len": options.clip_len,
-            "overlap": options.overlap,
-            "tile": options.tile,
-        },
-        seconds=time.monotonic() - started,
-    )
-    write_report(report, paths["report"])
-    return report
 
 
 def separate_inputs(
@@ -350,34 +580,34 @@ def separate_inputs(
     *,
     model_name: str = "custom",
     progress: Callable[[str, int, int], None] | None = None,
-    stage: Callable[[str, str], None] | None = None,
+    on_step: Callable[[str, str], None] | None = None,
 ) -> Iterator[tuple[str, dict | CentrifugeError]]:
     """Separate several videos; yields ``(input, report)`` or ``(input, error)`` for each, so that a
-    failing input never stops the others. Two inputs with the same stem would share
-    ``out_dir/<stem>/``: the second one is reported as an error instead of overwriting the first.
+    failing input never stops the others. Two inputs whose names map to the same result folder
+    (:func:`safe_name`) would share it: the second one is reported as an error instead.
     """
     stems: dict[str, str] = {}
     for path in map(str, inputs):
-        first = stems.setdefault(Path(path).stem, path)
+        first = stems.setdefault(safe_name(Path(path).stem), path)
         if first != path:
             yield (
                 path,
                 CentrifugeError(
-                    f"{path}: same name as {first}, whose outputs it would "
+                    f"{path}: same result folder as {first}, whose outputs it would "
                     "overwrite (separate it in another call or rename it)."
                 ),
             )
             continue
-        report_progress = report_stage = None
+        report_progress = report_step = None
         if progress is not None:
 
             def report_progress(done: int, total: int, path: str = path) -> None:
                 progress(path, done, total)
 
-        if stage is not None:
+        if on_step is not None:
 
-            def report_stage(text: str, path: str = path) -> None:
-                stage(path, text)
+            def report_step(text: str, path: str = path) -> None:
+                on_step(path, text)
 
         try:
             yield (
@@ -389,8 +619,10 @@ def separate_inputs(
                     options,
                     model_name=model_name,
                     progress=report_progress,
-                    stage=report_stage,
+                    on_step=report_step,
                 ),
             )
         except CentrifugeError as exc:
+            if path not in str(exc):  # every error line names its input
+                exc = type(exc)(f"{path}: {exc}")
             yield path, exc

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -16,7 +18,13 @@ from centrifuge.models.registry import MODEL_CONFIGS, build_model, model_kwargs
 
 log = logging.getLogger(__name__)
 
-__all__ = ["bundled_weights", "initialise_from", "load_model", "untrained_like"]
+__all__ = [
+    "bundled_weights",
+    "check_model_kwargs",
+    "initialise_from",
+    "load_model",
+    "untrained_like",
+]
 
 
 def _seeded(make, seed: int):
@@ -44,17 +52,77 @@ def bundled_weights(name: str) -> Path | None:
     return Path(str(resource)) if resource.is_file() else None
 
 
-def _from_state(name: str, kwargs: dict, state: dict, source: str) -> CentrifugeNet:
+# What a weights file or checkpoint may ask for: the registered configurations with room to spare
+# (Table 2's 8-output models, wider encoders), never a model that cannot fit in memory.
+MAX_OUTPUTS = 16
+MAX_WIDTH = 2 * max(float(c["width"]) for c in MODEL_CONFIGS.values())
+MAX_DECODER_CHANNELS = 4 * max(max(c["decoder_channels"]) for c in MODEL_CONFIGS.values())
+_ARCHITECTURE = inspect.signature(CentrifugeNet.__init__).parameters
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_model_kwargs(kwargs: object, source: str) -> dict[str, Any]:
+    """The architecture a file asks for, checked against the registry's limits before anything is
+    built (so a bad file is one clear :class:`ModelError`, not a crash or a huge allocation)."""
+    if not isinstance(kwargs, dict):
+        raise ModelError(f"{source}: the architecture is not a set of named settings.")
+    unknown = sorted(set(kwargs) - set(_ARCHITECTURE) - {"self"})
+    if unknown:
+        raise ModelError(f"{source}: unknown architecture setting {unknown[0]!r}.")
+    kwargs = dict(kwargs)
+    checks = {
+        "n_outputs": lambda v: _is_int(v) and 2 <= v <= MAX_OUTPUTS,
+        "final_endpoint": lambda v: v in ("Mixed_3c", "Mixed_4f", "Mixed_5c"),
+        "width": lambda v: isinstance(v, (int, float)) and 0 < v <= MAX_WIDTH,
+        "decoder_channels": lambda v: (
+            isinstance(v, (list, tuple))
+            and 1 <= len(v) <= 5
+            and all(_is_int(c) and 1 <= c <= MAX_DECODER_CHANNELS for c in v)
+        ),
+        "corrector": lambda v: isinstance(v, bool),
+        "corrector_sees_mixture": lambda v: isinstance(v, bool),
+        "residual": lambda v: isinstance(v, bool),
+        "light_stages": lambda v: _is_int(v) and 0 <= v <= 5,
+        "bn_momentum": lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
+    }
+    for key, ok in checks.items():
+        if key in kwargs and not ok(kwargs[key]):
+            raise ModelError(f"{source}: invalid architecture setting {key}={kwargs[key]!r:.40}.")
+    if "decoder_channels" in kwargs:
+        kwargs["decoder_channels"] = tuple(kwargs["decoder_channels"])
+    return kwargs
+
+
+def _from_state(name: str, kwargs: object, state: object, source: str) -> CentrifugeNet:
+    kwargs = check_model_kwargs(kwargs, source)
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ModelError(f"{source}: the weights are not a set of named tensors.")
     try:
-        model = CentrifugeNet(**kwargs)
+        with torch.device("meta"):  # sizes only: nothing is allocated until the file fits
+            shapes = {k: tuple(v.shape) for k, v in CentrifugeNet(**kwargs).state_dict().items()}
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{source}: cannot rebuild its architecture ({exc}).") from exc
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelError(
-            f"{source}: weights do not fit the architecture "
-            f"({len(missing)} missing, {len(unexpected)} unexpected tensors)."
+    wrong = sorted(set(shapes) ^ set(state)) or sorted(
+        k for k in shapes if tuple(state[k].shape) != shapes[k]
+    )
+    if wrong:
+        key = wrong[0]
+        detail = (
+            f"{list(state[key].shape)} where the architecture has {list(shapes[key])}"
+            if key in state and key in shapes
+            else ("missing" if key in shapes else "not in the architecture")
         )
+        raise ModelError(
+            f"{source}: weights do not fit the architecture it names "
+            f"({len(wrong)} tensors differ, e.g. {key}: {detail})."
+        )
+    model = CentrifugeNet(**kwargs)
+    model.load_state_dict(state)
     model.source = source  # type: ignore[attr-defined]
     model.model_name = name  # type: ignore[attr-defined]
     model.model_kwargs = dict(kwargs)  # type: ignore[attr-defined]
@@ -96,8 +164,7 @@ def load_model(
     else:
         ckpt = load_checkpoint(path)
         state, name, kwargs = ckpt["model"], ckpt.get("model_name", "custom"), ckpt["model_kwargs"]
-        kwargs = {**kwargs, "decoder_channels": tuple(kwargs["decoder_channels"])}
-    model = _from_state(name, kwargs, state, str(path))
+    model = _from_state(str(name), kwargs, state, str(path))
     model.pretrained = True  # type: ignore[attr-defined]
     return model.to(device).eval()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from centrifuge.losses.pairwise import video_loss
-from centrifuge.utils import publish
+from centrifuge.utils import atomic_path
 from centrifuge.video.transforms import shrink
 
 __all__ = ["STATS_SIDE", "LayerStats", "build_report", "write_report"]
@@ -92,8 +92,10 @@ def build_report(
     contact: Path,
     settings: dict,
     seconds: float,
+    extra: dict | None = None,
 ) -> dict:
-    """The report of one separation: DESIGN's keys first, then settings, version and statistics."""
+    """The report of one separation: DESIGN's keys first, then ``extra``, settings, version and
+    statistics."""
     from centrifuge import __version__
 
     return {
@@ -111,6 +113,7 @@ def build_report(
         "preview": preview.name if preview is not None else None,
         "contact_sheet": contact.name,
         "seconds": round(seconds, 3),
+        **(extra or {}),
         "input_mean_brightness": round(stats.input_brightness / max(stats.frames, 1), 4),
         "settings": settings,
         "version": __version__,
@@ -120,7 +123,6 @@ def build_report(
 
 def write_report(report: dict, path: str | os.PathLike) -> Path:
     """Write ``report`` as indented JSON, atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(report, indent=2))
-    return publish(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
+    return Path(path)

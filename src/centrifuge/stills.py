@@ -13,7 +13,7 @@ from pathlib import Path
 
 from centrifuge.inference import Separator
 from centrifuge.report import LayerStats
-from centrifuge.video.io import IMAGE_EXTENSIONS, VideoReader, to_frames_tensor
+from centrifuge.video.io import IMAGE_EXTENSIONS, read_video
 from centrifuge.viz import image_grid, save_png, to_image
 
 __all__ = ["STILL_CELL_HEIGHT", "is_still", "separate_still"]
@@ -29,16 +29,17 @@ def is_still(path: str | os.PathLike) -> bool:
 
 def separate_still(
     separator: Separator,
-    reader: VideoReader,
+    path: Path,
     layer_files: list[Path],
     contact: Path,
     which: str,
 ) -> tuple[list[int], LayerStats]:
-    """Separate the image of ``reader``; write the chosen layers as PNGs and the contact sheet.
+    """Separate the image ``path``; write the chosen layers as PNGs (at the image's own size, also
+    with ``separator.size``) and the contact sheet.
 
     Returns the chosen output indices (in ``layer_files`` order) and the layer statistics.
     """
-    frames = to_frames_tensor([next(reader.frames())])  # [C, 1, H, W]
+    frames, _ = read_video(path)  # [C, 1, H, W], native size
     layers = separator.window(frames).float().cpu()  # [N, C, 1, H, W]
     stats = LayerStats(len(layers))
     stats.add(layers, frames)

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
-from centrifuge.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from centrifuge.checkpoint import capture_rng, restore_rng, resume_checkpoint, save_checkpoint
 from centrifuge.config import Config, config_from_dict, dump_config
 from centrifuge.data.bank import ClipBank
 from centrifuge.data.blend import blend, freeze_clips, make_mixtures, mixture_weights
@@ -203,13 +203,11 @@ class Trainer:
 
     # -- set-up -------------------------------------------------------------------------------
     def _prepare_run_folder(self, resume: bool, force: bool) -> dict | None:
-        last = self.out / "last.pt"
         if resume:
             if not self.out.is_dir():
                 raise TrainingError(f"{self.out}: no run to resume (the folder does not exist).")
-            saved = sorted((self.out / "checkpoints").glob("step_*.pt"))
-            source = last if last.exists() else (saved[-1] if saved else None)
-            return load_checkpoint(source) if source is not None else None
+            found = resume_checkpoint(self.out)  # the newest intact one
+            return found[0] if found is not None else None
         if (self.out / "config.yaml").exists() and not force:
             raise OutputExistsError(
                 f"{self.out} already holds a run: pass --resume to continue it "
@@ -269,6 +267,11 @@ class Trainer:
             photos = PhotoClips(dc.photos, self.spec, seed=tc.seed, rank=self.rank)
             ds = Interleave(ds, photos, dc.photo_fraction, seed=tc.seed + self.rank)
         return ds
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        """Training clip batches for steps ``self.step, ...`` (what :meth:`fit` feeds
+        :meth:`train_step`; ``bench/train.py`` times the two together)."""
+        return self._batches(self._dataset())
 
     def _batches(self, ds: torch.utils.data.Dataset) -> Iterator[torch.Tensor]:
         """Clip batches of ``ds`` for steps ``self.step, self.step + 1, ...``."""

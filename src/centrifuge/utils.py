@@ -6,8 +6,11 @@ module before it knows whether the command needs torch at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,6 +44,42 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, final)
     return Path(final)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, *, suffix: str = ".partial") -> Iterator[Path]:
+    """A unique hidden temporary path beside ``final``, published to ``final`` if the block ends
+    without error and removed otherwise: readers see the old file or the whole new one, and two
+    writers never share a temporary file.
+
+    Example: ``with atomic_path(out) as tmp: tmp.write_text(text)``.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{final.name[:100]}.", suffix=suffix, dir=final.parent)
+    os.close(handle)
+    tmp = Path(name)
+    try:
+        yield tmp
+        publish(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process can still take: the system's available memory, or the room
+    left under a cgroup (container) limit when that is smaller; ``None`` when unknown."""
+    found: list[int] = []
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/meminfo") as f:
+            line = next(line for line in f if line.startswith("MemAvailable:"))
+        found.append(int(line.split()[1]) * 1024)
+    with contextlib.suppress(OSError, ValueError):
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit != "max":
+            found.append(max(0, int(limit) - int(used)))
+    return min(found) if found else None
 
 
 def seed_everything(seed: int) -> None:

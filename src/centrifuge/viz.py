@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from centrifuge.utils import atomic_path
+
 __all__ = ["image_grid", "save_png", "to_image"]
 
 _LABEL_H = 14
@@ -62,8 +64,6 @@ def image_grid(
 def save_png(image: Image.Image, path: str | os.PathLike) -> Path:
     """Save atomically (temporary file + rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    image.save(tmp, format="PNG", optimize=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG", optimize=True)
     return path

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +55,11 @@ VIDEO_EXTENSIONS = frozenset(
     }
 )
 IMAGE_FOLDER_FPS = 25.0
+MIN_FPS, MAX_FPS = 0.01, 240.0  # frame rates outside this range mean broken timestamps
+MIN_SIDE = 2  # frames narrower or lower than this are refused
+# What reading an input may raise besides our own errors: FFmpeg's errors, the OS's, PyAV's
+# argument and metadata decoding errors. All of them mean the input cannot be read.
+_INPUT_ERRORS = (av.error.FFmpegError, OSError, ValueError, UnicodeError, EOFError)
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -74,7 +80,11 @@ class VideoInfo:
     """What :func:`probe_video` learns without decoding pixels.
 
     ``frames`` comes from the container's index (or a packet count when the container has none); it
-    can exceed the decodable count by a frame or two on damaged files.
+    can exceed the decodable count by a frame or two on damaged files. ``rate_source`` says where
+    ``rate`` comes from: ``"container"``, ``"duration"`` (frames over duration, when the container's
+    rate is implausible, as for variable-rate files) or ``"assumed"`` (timestamps too broken for
+    either: :data:`IMAGE_FOLDER_FPS`). Frames are always read in decoding order, never placed by
+    their timestamps, when the rate is not the container's.
     """
 
     path: str
@@ -84,6 +94,7 @@ class VideoInfo:
     height: int
     has_audio: bool
     rate: Fraction
+    rate_source: str = "container"
 
     @property
     def seconds(self) -> float:
@@ -114,8 +125,16 @@ def _is_image_source(path: Path) -> bool:
 
 
 def _check_exists(path: Path) -> None:
-    if not path.exists():
-        raise VideoError(f"{path}: no such file or folder.")
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise VideoError(f"{path}: no such file or folder.") from None
+    except OSError as exc:
+        raise VideoError(f"{path}: cannot be read ({exc.strerror}).") from None
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO or a device may never end
+        raise VideoError(f"{path}: not a regular file or folder (a pipe, socket or device).")
+    if not os.access(path, os.R_OK):
+        raise VideoError(f"{path}: cannot be read (permission denied).")
     if path.is_file() and path.stat().st_size == 0:
         raise VideoError(f"{path}: the file is empty.")
     if path.is_dir() and not _image_files(path):
@@ -127,14 +146,14 @@ def _check_exists(path: Path) -> None:
 @contextlib.contextmanager
 def _open_container(path: Path) -> Iterator[av.container.InputContainer]:
     try:
-        container = av.open(str(path), mode="r")
+        container = av.open(str(path), mode="r", metadata_errors="replace")
     except av.error.FileNotFoundError as exc:
         raise VideoError(f"{path}: no such file.") from exc
     except av.error.InvalidDataError as exc:
         raise VideoError(
             f"{path}: not a readable video or image (corrupt or unknown format)."
         ) from exc
-    except (av.error.FFmpegError, OSError) as exc:
+    except _INPUT_ERRORS as exc:
         raise VideoError(f"{path}: cannot be opened ({exc.__class__.__name__}).") from exc
     try:
         yield container
@@ -147,25 +166,41 @@ def _video_stream(
 ) -> av.video.stream.VideoStream:
     if not container.streams.video:
         raise VideoError(f"{path}: the file has no video stream.")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:
+        raise VideoError(f"{path}: the video stream's codec is unknown (corrupt or unsupported).")
+    return stream
 
 
-def _stream_rate(stream: av.video.stream.VideoStream) -> Fraction:
+def _plausible(rate: Fraction | None) -> bool:
+    return rate is not None and MIN_FPS <= rate <= MAX_FPS
+
+
+def _stream_rate(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, frames: int
+) -> tuple[Fraction, str]:
+    """``(rate, source)``: the container's rate if plausible, else frames over the duration, else
+    :data:`IMAGE_FOLDER_FPS` (see :class:`VideoInfo`)."""
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    if not rate or rate <= 0:
-        return Fraction(IMAGE_FOLDER_FPS)
-    return Fraction(rate)
+    rate = Fraction(rate) if rate else None
+    if _plausible(rate):
+        return rate, "container"
+    seconds = None
+    if stream.duration and stream.time_base:
+        seconds = Fraction(stream.duration) * stream.time_base
+    elif container.duration:
+        seconds = Fraction(container.duration, av.time_base)
+    if seconds and frames > 1:
+        estimate = Fraction(frames / float(seconds)).limit_denominator(1001)
+        if _plausible(estimate):
+            return estimate, "duration"
+    return Fraction(IMAGE_FOLDER_FPS), "assumed"
 
 
 def _count_packets(
     container: av.container.InputContainer, stream: av.video.stream.VideoStream
 ) -> int:
-    count = 0
-    for packet in container.demux(stream):
-        if packet.size:
-            count += 1
-    container.seek(0)
-    return count
+    return sum(1 for packet in container.demux(stream) if packet.size)
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
@@ -179,6 +214,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     if _is_image_source(path):
         files = _image_files(path) if path.is_dir() else [path]
         first = _decode_image(files[0])
+        _check_size(path, first.shape[1], first.shape[0])
         return VideoInfo(
             str(path),
             len(files),
@@ -190,18 +226,32 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         )
     with _open_container(path) as container:
         stream = _video_stream(container, path)
-        frames = stream.frames or _count_packets(container, stream)
+        try:
+            width, height = stream.codec_context.width, stream.codec_context.height
+            frames = stream.frames or _count_packets(container, stream)
+            rate, source = _stream_rate(container, stream, frames)
+        except _INPUT_ERRORS as exc:
+            raise VideoError(f"{path}: corrupt video data ({exc.__class__.__name__}).") from exc
         if frames <= 0:
             raise VideoError(f"{path}: the video stream holds no frames.")
-        rate = _stream_rate(stream)
+        _check_size(path, width, height)
         return VideoInfo(
             str(path),
             int(frames),
             float(rate),
-            stream.codec_context.width,
-            stream.codec_context.height,
+            width,
+            height,
             bool(container.streams.audio),
             rate,
+            source,
+        )
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise VideoError(
+            f"{path}: frames of {width}x{height} pixels are too small "
+            f"(at least {MIN_SIDE}x{MIN_SIDE} are needed)."
         )
 
 
@@ -213,9 +263,9 @@ def _decode_image(path: Path, shape: tuple[int, int] | None = None) -> np.ndarra
             frame = next(container.decode(stream))
         except StopIteration:
             raise VideoError(f"{path}: the image holds no decodable picture.") from None
-        except av.error.FFmpegError as exc:
+        except _INPUT_ERRORS as exc:
             raise VideoError(f"{path}: the image is corrupt ({exc.__class__.__name__}).") from exc
-        return _frame_to_array(frame, shape)
+        return _to_array(path, frame, shape)
 
 
 def _frame_to_array(
@@ -234,6 +284,22 @@ def _frame_to_array(
         interpolation="AREA" if shrinking else "BICUBIC",
     )
     return rgb.to_ndarray()
+
+
+def _to_array(
+    path: Path,
+    frame: av.VideoFrame,
+    shape: tuple[int, int] | None,
+    reformatter: VideoReformatter | None = None,
+) -> np.ndarray:
+    """:func:`_frame_to_array`, with a frame FFmpeg cannot convert reported as the input's error."""
+    try:
+        return _frame_to_array(frame, shape, reformatter)
+    except _INPUT_ERRORS as exc:
+        raise VideoError(
+            f"{path}: a frame cannot be converted ({exc.__class__.__name__}: "
+            f"{frame.width}x{frame.height} {frame.format.name})."
+        ) from exc
 
 
 def to_frames_tensor(arrays: list[np.ndarray] | np.ndarray) -> torch.Tensor:
@@ -287,9 +353,9 @@ class VideoReader:
             return
         yielded = 0
         reformatter = VideoReformatter()
-        for _, frame in _decode_frames(self.path, start):
+        for _, frame in _decode_frames(self.path, start, self.info):
             yielded += 1
-            yield _frame_to_array(frame, self.shape, reformatter)
+            yield _to_array(self.path, frame, self.shape, reformatter)
         if yielded == 0 and start == 0:
             raise VideoError(f"{self.path}: no frame could be decoded (corrupt or truncated data).")
 
@@ -313,28 +379,32 @@ class VideoReader:
             yield start, to_frames_tensor(buffer)
 
 
-def _decode_frames(path: Path, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
-    """Yield ``(index, frame)`` from ``start`` on, seeking to the key frame before ``start``.
+def _decode_frames(path: Path, start: int, info: VideoInfo) -> Iterator[tuple[int, av.VideoFrame]]:
+    """Yield ``(index, frame)`` from ``start`` on.
 
-    The index of a frame is its presentation time from the stream's first frame times the frame
-    rate, so it does not depend on where decoding began.
+    From the first frame, or when the input's timestamps are not to be trusted
+    (``info.rate_source != "container"``), frames are counted in decoding order. Otherwise, for
+    ``start > 0``, decoding seeks to the key frame before ``start``, and the index of a frame is its
+    presentation time from the stream's first frame times the frame rate, so it does not depend on
+    where decoding began.
     """
     with _open_container(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"
-        rate = _stream_rate(stream)
+        rate = info.rate
         time_base = stream.time_base or Fraction(1, 1)
         first_pts = stream.start_time or 0
-        if start > 0:
-            target = first_pts + int((Fraction(start) / rate) / time_base)
-            container.seek(target, stream=stream, backward=True, any_frame=False)
-        expected = stream.frames
-        sequential = start
+        by_time = start > 0 and info.rate_source == "container"
+        expected = info.frames
+        sequential = 0
         try:
+            if by_time:
+                target = first_pts + int((Fraction(start) / rate) / time_base)
+                container.seek(target, stream=stream, backward=True, any_frame=False)
+                sequential = start
             for frame in container.decode(stream):
-                if frame.pts is None:
-                    index = sequential
-                else:
+                index = sequential
+                if by_time and frame.pts is not None:
                     index = round((frame.pts - first_pts) * time_base * rate)
                 sequential = index + 1
                 if index < start:
@@ -342,7 +412,7 @@ def _decode_frames(path: Path, start: int) -> Iterator[tuple[int, av.VideoFrame]
                 yield index, frame
         except av.error.EOFError:
             pass
-        except av.error.FFmpegError as exc:
+        except _INPUT_ERRORS as exc:
             raise VideoError(
                 f"{path}: corrupt or truncated video data ({exc.__class__.__name__})."
             ) from exc
@@ -395,11 +465,11 @@ def read_video(
         arrays = [_decode_image(f, out_shape) for f in files[start:stop:stride]]
     else:
         reformatter = VideoReformatter()
-        for index, frame in _decode_frames(path, start):
+        for index, frame in _decode_frames(path, start, info):
             if stop is not None and index >= stop:
                 break
             if (index - start) % stride == 0:
-                arrays.append(_frame_to_array(frame, out_shape, reformatter))
+                arrays.append(_to_array(path, frame, out_shape, reformatter))
     if not arrays:
         if start > 0:
             raise VideoError(
@@ -481,8 +551,8 @@ class VideoWriter:
 
     def _open_audio(self, source: Path) -> None:
         try:
-            audio_in = av.open(str(source), mode="r")
-        except av.error.FFmpegError:
+            audio_in = av.open(str(source), mode="r", metadata_errors="replace")
+        except _INPUT_ERRORS:
             return
         if not audio_in.streams.audio:
             audio_in.close()

@@ -1,0 +1,291 @@
+"""Where ``separate`` writes and how its results appear (issue 13, points 2 and 8 to 12): nothing
+outside ``-o``, a result folder complete or absent, one run per folder, leftovers cleaned, output
+errors in one line, windows bounded by memory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import centrifuge.outputs
+import centrifuge.pretrained
+from centrifuge.cli import main
+from centrifuge.errors import CentrifugeError
+from centrifuge.inference import Separator
+from centrifuge.models.registry import build_model
+from centrifuge.outputs import (
+    SeparateOptions,
+    _result_lock,
+    check_window_memory,
+    safe_name,
+    separate_file,
+    window_bytes,
+)
+from conftest import random_frames, write_test_video
+
+FINAL = {"layer_1.mp4", "layer_2.mp4", "preview.mp4", "contact.png", "report.json"}
+
+
+class HalfModel(torch.nn.Module):
+    """``(0.25 x, 0.75 x)``: cheap and deterministic; records the input shapes it sees."""
+
+    n_outputs = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(mixture.shape))
+        return torch.stack([0.25 * mixture, 0.75 * mixture], dim=1)
+
+
+@pytest.fixture
+def model(monkeypatch: pytest.MonkeyPatch) -> HalfModel:
+    half = HalfModel()
+    monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *args, **kwargs: half)
+    return half
+
+
+def _separate(*args: str | Path) -> int:
+    return main(["separate", *map(str, args)])
+
+
+def _one_error_line(capsys: pytest.CaptureFixture, *needles: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    assert all(needle in err[0] for needle in needles), err
+    return err[0]
+
+
+def _tree(root: Path) -> set[Path]:
+    return {p.relative_to(root) for p in root.rglob("*")}
+
+
+# -- point 2: names ---------------------------------------------------------------------------
+
+
+def test_safe_name_keeps_every_result_inside_the_output_folder() -> None:
+    assert safe_name("..") == "_.." and safe_name(".") == "_." and safe_name("") == "_"
+    assert safe_name(".hidden") == "_.hidden"  # never a hidden name: those are the work files
+    assert safe_name("a\\b") == "a_b" and safe_name("tab\there") == "tab_here"
+    assert safe_name("clip") == "clip" and safe_name("ünï -x") == "ünï -x"
+    long = safe_name("é" * 300)
+    assert len(long.encode()) <= 200 and "/" not in long
+
+
+def test_dot_stems_write_into_safe_folders_inside_o(
+    tmp_path: Path, model: HalfModel, capsys: pytest.CaptureFixture
+) -> None:
+    """``...mp4`` (stem ``..``) wrote its results into the parent of ``-o``; ``..mp4`` (stem
+    ``.``) into ``-o`` itself."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    frames = random_frames(4, 32, 32)
+    sources = [write_test_video(inputs / name, frames) for name in ("...mp4", "..mp4", ".mp4")]
+    out = tmp_path / "nest" / "out"
+    out.mkdir(parents=True)
+    before = _tree(tmp_path)
+    assert _separate(*sources, "-o", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["_.", "_..", "_.mp4"]
+    for folder in out.iterdir():
+        assert {p.name for p in folder.iterdir()} == FINAL
+    assert _tree(tmp_path) - before == {
+        p.relative_to(tmp_path) for p in out.rglob("*")
+    }  # nothing anywhere else
+
+
+def test_two_inputs_never_share_a_folder_silently(
+    tmp_path: Path, model: HalfModel, capsys: pytest.CaptureFixture
+) -> None:
+    frames = random_frames(4, 32, 32)
+    first = write_test_video(tmp_path / "a_b.mp4", frames)
+    second = write_test_video(tmp_path / "a\\b.mp4", frames)
+    assert _separate(first, second, "-o", tmp_path / "out") == 2
+    _one_error_line(capsys, str(second), "same result folder", str(first))
+    report = json.loads((tmp_path / "out" / "a_b" / "report.json").read_text())
+    assert report["input"] == str(first)
+
+
+# -- point 8: all or nothing ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step", ["save_png", "_write_preview", "atomic_path"])
+def test_a_late_failure_leaves_no_result_and_keeps_the_earlier_one(
+    step: str, tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 32, 32))
+    out = tmp_path / "out"
+    assert _separate(source, "-o", out) == 0
+    earlier = {p.name: p.read_bytes() for p in (out / "clip").iterdir()}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError(f"{step} failed")
+
+    monkeypatch.setattr(centrifuge.outputs, step, fail)
+    assert _separate(source, "-o", out, "--force") == 1
+    assert {p.name: p.read_bytes() for p in (out / "clip").iterdir()} == earlier
+    assert sorted(out.iterdir()) == [out / "clip"]  # no work folder, no lock left
+    (out / "clip" / "report.json").unlink()
+    for p in (out / "clip").iterdir():
+        p.unlink()
+    (out / "clip").rmdir()
+    assert _separate(source, "-o", out) == 1
+    assert list(out.iterdir()) == []  # a first run that fails late leaves nothing at all
+
+
+# -- point 9: one run per result folder -------------------------------------------------------
+
+
+def test_a_result_folder_in_use_is_refused_with_exit_2(
+    tmp_path: Path, model: HalfModel, capsys: pytest.CaptureFixture
+) -> None:
+    source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
+    out = tmp_path / "out"
+    out.mkdir()
+    with _result_lock(out / "clip"):
+        assert _separate(source, "-o", out) == 2
+        _one_error_line(capsys, str(out / "clip"), "in use")
+        assert not model.shapes or not (out / "clip").exists()
+    assert _separate(source, "-o", out) == 0  # free again, and the lock file is gone
+    assert sorted(p.name for p in out.iterdir()) == ["clip"]
+
+
+# -- point 10: output errors ------------------------------------------------------------------
+
+
+def test_o_that_is_a_file_is_one_line(
+    tmp_path: Path, model: HalfModel, capsys: pytest.CaptureFixture
+) -> None:
+    source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
+    (tmp_path / "file").write_text("keep")
+    assert _separate(source, "-o", tmp_path / "file") == 2
+    _one_error_line(capsys, str(tmp_path / "file"), "not a folder")
+    assert _separate(source, "-o", tmp_path / "file" / "sub") == 2
+    _one_error_line(capsys, str(tmp_path / "file" / "sub"), "Not a directory")
+    assert (tmp_path / "file").read_text() == "keep"
+
+
+def test_a_result_path_that_is_not_a_result_folder_is_never_replaced(
+    tmp_path: Path, model: HalfModel, capsys: pytest.CaptureFixture
+) -> None:
+    source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
+    (tmp_path / "out" / "clip").mkdir(parents=True)
+    (tmp_path / "out" / "clip" / "notes.txt").write_text("mine")
+    assert _separate(source, "-o", tmp_path / "out", "--force") == 2
+    _one_error_line(capsys, "notes.txt", "not a centrifuge result")
+    assert (tmp_path / "out" / "clip" / "notes.txt").read_text() == "mine"
+
+
+# -- point 11: leftovers ----------------------------------------------------------------------
+
+
+def test_force_replaces_the_whole_result_and_stale_work_files_are_cleaned(
+    tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
+    out, folder = tmp_path / "out", tmp_path / "out" / "clip"
+    monkeypatch.setattr(HalfModel, "n_outputs", 4)
+    monkeypatch.setattr(
+        HalfModel, "forward", lambda self, x: torch.stack([x * k / 5 for k in range(1, 5)], 1)
+    )
+    assert _separate(source, "-o", out, "--layers", "all") == 0
+    assert {"layer_3.mp4", "layer_4.mp4"} <= {p.name for p in folder.iterdir()}
+    (folder / ".work-abc123").mkdir()  # what earlier versions left after a kill
+    (folder / ".work-abc123" / "out_0.mp4").write_bytes(b"x")
+    (folder / ".preview.k1ll.partial.mp4").write_bytes(b"x")
+    (out / ".clip.work-abcd1234").mkdir()  # what a killed run of this version leaves
+    (out / ".clip.lock").touch()
+    other = out / ".other.work-abcd1234"  # another input's work: not ours to remove
+    other.mkdir()
+    assert _separate(source, "-o", out, "--force") == 0  # 2 layers now
+    assert {p.name for p in folder.iterdir()} == FINAL  # no stale layer_3, layer_4
+    assert sorted(p.name for p in out.iterdir()) == [".other.work-abcd1234", "clip"]
+
+
+def test_leftovers_alone_are_not_a_result_to_protect(tmp_path: Path, model: HalfModel) -> None:
+    source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
+    folder = tmp_path / "out" / "clip"
+    folder.mkdir(parents=True)
+    (folder / ".preview.k1ll.partial.mp4").write_bytes(b"x")
+    assert _separate(source, "-o", tmp_path / "out") == 0  # no --force needed
+    assert {p.name for p in folder.iterdir()} == FINAL
+
+
+# -- point 12: memory -------------------------------------------------------------------------
+
+
+def test_native_windows_that_do_not_fit_are_refused_naming_settings_that_fit(
+    tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    source = write_test_video(tmp_path / "big.mp4", random_frames(3, 360, 640), lossless=False)
+    limit = window_bytes((360, 640), 12, 2)  # room for 12 native frames
+    monkeypatch.setattr(centrifuge.outputs, "available_memory", lambda: limit)
+    assert _separate(source, "-o", tmp_path / "out", "--clip-len", "32") == 2
+    line = _one_error_line(capsys, str(source), "GiB", "--size", "--clip-len 12")
+    assert not model.shapes and not (tmp_path / "out" / "big").exists()
+    size = int(line.split("--size ")[1].split()[0])
+    assert window_bytes((size, size * 640 // 360), 32, 2) <= limit
+    assert _separate(source, "-o", tmp_path / "out", "--clip-len", "32", "--size", size) == 0
+    assert _separate(source, "-o", tmp_path / "o2", "--clip-len", "12") == 0
+
+
+def test_with_size_frames_are_resized_while_decoding(
+    tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never a full-resolution window when --size is set: every decoded window, model input and
+    layer chunk is at the processing size; the layer files are at the input size."""
+    source = write_test_video(tmp_path / "big.mp4", random_frames(5, 720, 1280), lossless=False)
+    seen: list[tuple[int, ...]] = []
+    to_tensor = centrifuge.video.io.to_frames_tensor
+
+    def record(arrays):
+        frames = to_tensor(arrays)
+        seen.append(tuple(frames.shape))
+        return frames
+
+    monkeypatch.setattr(centrifuge.video.io, "to_frames_tensor", record)
+    limit = window_bytes((32, 57), 32, 2)  # far less than one native window
+    options = SeparateOptions(clip_len=32, size=32, memory_limit=limit)
+    separator = Separator(model, clip_len=32, overlap=8, size=32)
+    report = separate_file(separator, source, tmp_path / "out", options)
+    assert {s[-2:] for s in seen} == {(32, 57)}  # decoded windows
+    assert {s[-2:] for s in model.shapes} == {(32, 64)}  # padded to the stride, never native
+    assert (report["width"], report["height"], report["frames"]) == (1280, 720, 5)
+    with pytest.raises(CentrifugeError, match="--size"):
+        check_window_memory(source, (720, 1280), options, 2)
+
+
+def test_a_real_tiny_model_separates_at_the_processing_size(tmp_path: Path) -> None:
+    source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 96, 128))
+    separator = Separator(build_model("tiny").eval(), clip_len=8, overlap=2, size=48)
+    report = separate_file(separator, source, tmp_path / "out", SeparateOptions(size=48))
+    assert (report["width"], report["height"], report["frames"]) == (128, 96, 6)
+
+
+def test_a_full_disk_or_forbidden_folder_anywhere_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Any command (train's checkpoints, evaluate's JSON...): the machine's state, not a bug."""
+    import errno
+
+    import centrifuge.cli
+
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/last.pt")
+
+    monkeypatch.setattr(centrifuge.cli, "_cmd_models", full)
+    assert main(["models"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "centrifuge models: error: /runs/x/last.pt: No space left on device."
+    )
+
+    def bug(args):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(centrifuge.cli, "_cmd_models", bug)
+    assert main(["models"]) == 1  # a bad descriptor is ours: still an internal error
+    assert "internal error" in capsys.readouterr().err
