@@ -77,7 +77,7 @@ def _in_fork(run, kill_at: int = 0) -> tuple[int, int]:
             (centrifuge.video.io.VideoWriter, "close"),  # each layer, then the preview
             (centrifuge.outputs, "_write_preview"),  # the layers are in the stage folder
             (centrifuge.outputs, "save_png"),
-            (centrifuge.outputs, "atomic_path"),  # report.json
+            (centrifuge.outputs, "write_report"),  # report.json
             (os, "rename"),  # the earlier result out, the new one in
             (shutil, "rmtree"),  # clean-up
         ]:

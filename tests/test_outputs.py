@@ -113,7 +113,7 @@ def test_two_inputs_never_share_a_folder_silently(
 # -- point 8: all or nothing ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("step", ["save_png", "_write_preview", "atomic_path"])
+@pytest.mark.parametrize("step", ["save_png", "_write_preview", "write_report"])
 def test_a_late_failure_leaves_no_result_and_keeps_the_earlier_one(
     step: str, tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
