@@ -594,7 +594,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             device=device,
             force=args.force,
             progress=lambda done, total: shown.update("mixture", done, total),
-            stage=lambda text: shown.stage("mixture", text),
+            on_step=lambda text: shown.stage("mixture", text),
         )
     finally:
         shown.close()

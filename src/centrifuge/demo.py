@@ -72,15 +72,15 @@ def run_demo(
     device: str | torch.device = "cpu",
     force: bool = False,
     progress=None,
-    stage=None,
+    on_step=None,
 ) -> dict:
     """Blend, separate, write and score; returns the scores (also in ``OUT/demo.json``).
 
-    ``progress(done, total)`` follows the separation, ``stage(text)`` announces the other steps.
+    ``progress(done, total)`` follows the separation, ``on_step(text)`` announces the other steps.
     """
     out = Path(out)
-    if stage is not None:
-        stage("blending the demo clips")
+    if on_step is not None:
+        on_step("blending the demo clips")
     bikes, carphone = demo_clips()
     layers = torch.stack([_load(bikes, BIKES_START), _load(carphone, 0)])  # [2, C, T, H, W]
     mixture = blend(layers)
@@ -97,10 +97,10 @@ def run_demo(
         SeparateOptions(force=force),
         model_name=model_name,
         progress=progress,
-        stage=stage,
+        on_step=on_step,
     )
-    if stage is not None:
-        stage("scoring against the true layers")
+    if on_step is not None:
+        on_step("scoring against the true layers")
     with torch.inference_mode():
         pred = separate(model, mixture, clip_len=32, overlap=8, device=device)  # [N, C, T, H, W]
     loss, match = pit_loss(pred[None], layers[None])
