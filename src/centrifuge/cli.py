@@ -296,8 +296,7 @@ def _cmd_separate(args: argparse.Namespace) -> int:
     shown = _Progress()
     shown.status(f"loading the model {args.model!r} ...")
     from centrifuge.data.index import find_videos
-    from centrifuge.inference import Separator
-    from centrifuge.outputs import SeparateOptions, separate_inputs
+    from centrifuge.outputs import SeparateOptions, separate_inputs, separator_for
     from centrifuge.pretrained import load_model
     from centrifuge.utils import distributed_share, pick_device
 
@@ -308,16 +307,6 @@ def _cmd_separate(args: argparse.Namespace) -> int:
     inputs, device = distributed_share(inputs, pick_device(args.device))
     shown.status(f"loading the model {args.model!r} on {device} ...")
     model = load_model(args.model, device=device)
-    separator = Separator(
-        model,
-        clip_len=args.clip_len,
-        overlap=args.overlap,
-        size=args.size,
-        tile=args.tile,
-        device=device,
-        bf16=device.type == "cuda",
-        channels_last=True,
-    )
     options = SeparateOptions(
         clip_len=args.clip_len,
         overlap=args.overlap,
@@ -326,6 +315,7 @@ def _cmd_separate(args: argparse.Namespace) -> int:
         tile=args.tile,
         force=args.force,
     )
+    separator = separator_for(model, options, device)
     failed = len(missing)
     try:
         for path, result in separate_inputs(

@@ -74,6 +74,24 @@ class SeparateOptions:
     memory_limit: int | None = None  # bytes a window may take (None: the memory available now)
 
 
+def separator_for(
+    model: torch.nn.Module, options: SeparateOptions, device: torch.device
+) -> Separator:
+    """The :class:`~centrifuge.inference.Separator` that :func:`separate_file` expects for
+    ``options`` (the same windows and tiles; bf16 and channels-last on CUDA). The CLI and the web
+    page both build it here, so their windowing cannot drift apart."""
+    return Separator(
+        model,
+        clip_len=options.clip_len,
+        overlap=options.overlap,
+        size=options.size,
+        tile=options.tile,
+        device=device,
+        bf16=device.type == "cuda",
+        channels_last=True,
+    )
+
+
 def safe_name(stem: str) -> str:
     """The folder name for an input's results: never ``.``, ``..``, empty, hidden or holding a
     separator, at most :data:`MAX_NAME_BYTES` bytes, so that it always names a new entry inside the

@@ -56,20 +56,10 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 
 def _separate_job(job: Job, model, progress: Callable[[int, int], None], *, out_dir, device):
     """One job through the library calls of ``centrifuge separate``, with its default options."""
-    from centrifuge.inference import Separator
-    from centrifuge.outputs import separate_file
+    from centrifuge.outputs import separate_file, separator_for
 
     options = SeparateOptions(size=job.size, layers=job.layers, force=False)
-    separator = Separator(
-        model,
-        clip_len=options.clip_len,
-        overlap=options.overlap,
-        size=options.size,
-        tile=options.tile,
-        device=device,
-        bf16=device.type == "cuda",
-        channels_last=True,
-    )
+    separator = separator_for(model, options, device)
     # the upload is OUT/.web/<id>/<folder>.<ext>: its stem names OUT/<folder>/, as on the CLI
     return separate_file(
         separator, job.input, out_dir, options, model_name=job.model, progress=progress
