@@ -72,6 +72,24 @@ def test_unpickler_reads_arrays_and_refuses_other_content() -> None:
         read_arrays_pickle(pickle.dumps({"a": np.zeros(4)})[:20])
 
 
+class _ZeroStrideBomb:
+    """A gigabyte-sized array that is one float repeated: its size is a lie until touched."""
+
+    def __reduce__(self):
+        return (np.ndarray, ((10**9,), np.dtype("f4"), b"\0" * 4, 0, (0,)))
+
+
+def test_unpickler_refuses_memory_bombs_and_deep_nesting() -> None:
+    with pytest.raises(ModelError, match="not a plain array"):
+        read_arrays_pickle(pickle.dumps({"a": _ZeroStrideBomb()}))
+    with pytest.raises(ModelError, match="than 200 MB"):
+        read_arrays_pickle(pickle.dumps({"a": np.zeros(30 << 20, np.float64)}))  # 240 MB
+    depth = 100_000  # dicts nested by hand: pickle.dumps itself would recurse too deep
+    data = b"\x80\x04}" + b"\x8c\x01a}" * depth + b"s" * depth + b"."
+    with pytest.raises(ModelError, match="nested deeper"):
+        read_arrays_pickle(data)
+
+
 # -- mapping ---------------------------------------------------------------------------------
 
 
@@ -159,6 +177,15 @@ def fake_kinetics(random_i3d: I3DClassifier) -> Iterator[Path]:
     path.unlink()
 
 
+def test_a_damaged_cache_is_a_clear_error(fake_kinetics: Path) -> None:
+    fake_kinetics.write_bytes(fake_kinetics.read_bytes()[:1000])
+    with pytest.raises(ModelError, match="weights kinetics-i3d"):
+        initialise_encoders(build_model("tiny"))
+    save_file({"encoder.x": torch.zeros(1)}, str(fake_kinetics))
+    with pytest.raises(ModelError, match="--force"):
+        initialise_encoders(build_model("tiny"))
+
+
 def test_every_registered_model_can_start_from_kinetics(fake_kinetics: Path) -> None:
     for name in ("tiny", "small", "paper"):
         model = build_model(name)
@@ -174,13 +201,17 @@ def test_every_registered_model_can_start_from_kinetics(fake_kinetics: Path) -> 
 def test_kinetics_init_reestimates_batchnorm(
     fake_kinetics: Path, random_i3d: I3DClassifier, shared_data: Path, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "train"
+    folder, photos = tmp_path / "train", tmp_path / "photos"
     folder.mkdir()
+    photos.mkdir()
     for name in ("anyv2v__ballet_street", "anyv2v__man_walking", "vid2vid-zero__cow_walking"):
         (folder / f"{name}.mp4").symlink_to(shared_data / "train" / f"{name}.mp4")
+    for photo in sorted((shared_data / "photos").glob("bsds500__*.jpg"))[:3]:
+        (photos / photo.name).symlink_to(photo)
     build_bank(scan_folder(folder), ClipSpec(crop=32).short_side)
     sets = ["data.clip_len=8", "data.crop=32", "train.batch_size=2", "data.workers=0"]
     sets += ["train.threads=1", "train.steps=2", "train.init=kinetics-i3d", "train.bn_batches=3"]
+    sets += [f"data.photos={photos}", "data.photo_fraction=0.5", "model.bn_momentum=0.2"]
     threads = torch.get_num_threads()
     try:
         trainer = Trainer(load_config("tiny", sets), data=folder, out=tmp_path / "run")
@@ -193,7 +224,7 @@ def test_kinetics_init_reestimates_batchnorm(
         torch.set_num_threads(threads)
     bn = trainer.model.predictor.encoder.blocks["Mixed_4b"].branch_0.bn
     assert not torch.allclose(bn.running_mean, selected["blocks.Mixed_4b.branch_0.bn.running_mean"])
-    assert bn.momentum == trainer.model.predictor.encoder.blocks["Mixed_3b"].branch_0.bn.momentum
+    assert bn.momentum == 0.2  # update_bn's cumulative average is undone
 
 
 # -- the command and DeepMind's known answer -------------------------------------------------

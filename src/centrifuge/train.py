@@ -266,6 +266,8 @@ class Trainer:
         if dc.photos and dc.photo_fraction > 0:
             photos = PhotoClips(dc.photos, self.spec, seed=tc.seed, rank=self.rank)
             ds = Interleave(ds, photos, dc.photo_fraction, seed=tc.seed + self.rank)
+            if dc.bank and dc.bank_on_device and self.device.type == "cuda":
+                photos.to(self.device)  # with the bank: every clip of a batch on one device
         return ds
 
     def batches(self) -> Iterator[torch.Tensor]:
@@ -280,8 +282,6 @@ class Trainer:
         start = self.step * per_step
         on_device = dc.bank and dc.bank_on_device and self.device.type == "cuda"
         if on_device or dc.workers == 0:
-            if on_device and isinstance(ds, Interleave):
-                ds.extra.to(self.device)
             index = start
             while True:
                 yield _gather_batch(ds, range(index, index + per_step))
