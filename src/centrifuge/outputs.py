@@ -15,6 +15,7 @@ without ``force``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import queue
@@ -452,7 +453,11 @@ def separate_file(
     reader = VideoReader(input_path, size=options.size)  # probes; decodes at the processing size
     n = separator.n_outputs
     paths = output_paths(out_dir, input_path, n if options.layers == "all" else 2)
-    check_window_memory(input_path, reader.shape, options, n)
+    if is_still(input_path):  # one frame, whose layers come back at the image's own size
+        native = (reader.info.height, reader.info.width)
+        check_window_memory(input_path, native, dataclasses.replace(options, clip_len=1), n)
+    else:
+        check_window_memory(input_path, reader.shape, options, n)
     out = _output_folder(out_dir)
     folder = out / paths["folder"].name
     try:
