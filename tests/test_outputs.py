@@ -75,6 +75,8 @@ def test_safe_name_keeps_every_result_inside_the_output_folder() -> None:
     assert safe_name("clip") == "clip" and safe_name("ünï -x") == "ünï -x"
     long = safe_name("é" * 300)
     assert len(long.encode()) <= 200 and "/" not in long
+    cut = safe_name("視" * 100)  # 3 bytes each: cut on a character boundary
+    assert cut == "視" * 66 and cut.encode().decode() == cut
 
 
 def test_dot_stems_write_into_safe_folders_inside_o(

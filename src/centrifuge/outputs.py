@@ -100,9 +100,9 @@ def safe_name(stem: str) -> str:
     name = "".join("_" if c in "/\\" or ord(c) < 32 or c == "\x7f" else c for c in stem)
     if not name or name.startswith("."):
         name = f"_{name}"
-    raw = os.fsencode(name)
-    if len(raw) > MAX_NAME_BYTES:
-        name = os.fsdecode(raw[:MAX_NAME_BYTES])
+    name = name[:MAX_NAME_BYTES]
+    while len(os.fsencode(name)) > MAX_NAME_BYTES:  # cut whole characters, never half of one
+        name = name[:-1]
     return name
 
 

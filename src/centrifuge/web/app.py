@@ -144,7 +144,10 @@ def create_app(
             if int(request.headers.get("content-length", "0")) > limits.max_bytes:
                 return _error(too_large, 413)
         job_id, folder = queue.new_upload_dir()
-        stem = safe_name(f"{Path(name).stem or 'upload'}-{job_id[:8]}")  # as separate names it
+        base = Path(name).stem or "upload"
+        while len(base.encode()) > 150:  # the job id stays in the folder's name
+            base = base[:-1]
+        stem = safe_name(f"{base}-{job_id[:8]}")  # as separate names it
         raw = folder / stem  # its suffix comes from what it decodes as
         ok = False
         try:
