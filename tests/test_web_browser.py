@@ -115,7 +115,11 @@ def test_page_uploads_a_clip_and_plays_the_layers_in_sync(server: str, tmp_path:
             page.reload()
             page.wait_for_selector("#result:not([hidden])", timeout=30_000)
             assert page.url == job_url
-            assert page.eval_on_selector("#contact", "img => img.complete && img.naturalWidth") > 0
+            page.wait_for_function(  # the contact sheet loads (it may still be loading here)
+                "() => { const i = document.querySelector('#contact');"
+                " return i.complete && i.naturalWidth > 0; }",
+                timeout=30_000,
+            )
             # a bad file: the one-line message on the page, and the page still works
             bad = tmp_path / "notes.txt"
             bad.write_text("not a video")
