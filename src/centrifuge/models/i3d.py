@@ -183,6 +183,7 @@ class I3DEncoder(nn.Module):
         if width <= 0:
             raise ValueError(f"width must be positive, got {width}")
         self.final_endpoint = final_endpoint
+        self.width = width
         self.blocks = nn.ModuleDict()
         self.channels: dict[str, int] = {}
         self.strides: dict[str, tuple[int, int, int]] = {}
