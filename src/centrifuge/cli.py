@@ -296,9 +296,10 @@ def _cmd_separate(args: argparse.Namespace) -> int:
     shown = _Progress()
     shown.status(f"loading the model {args.model!r} ...")
     from centrifuge.data.index import find_videos
+    from centrifuge.distributed import distributed_share
     from centrifuge.outputs import SeparateOptions, separate_inputs, separator_for
     from centrifuge.pretrained import load_model
-    from centrifuge.utils import distributed_share, pick_device
+    from centrifuge.utils import pick_device
 
     found = [item for item in args.inputs if item not in missing]
     inputs = [v for item in found for v in (find_videos(item) if os.path.isdir(item) else [item])]

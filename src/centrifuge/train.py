@@ -9,7 +9,6 @@ Rank 0 logs (TensorBoard, ``metrics.jsonl``, PNG samples) and writes checkpoints
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -23,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
@@ -35,6 +33,17 @@ from centrifuge.data.folder import ClipSpec, RandomClips, StreamSampler, VideoFo
 from centrifuge.data.index import scan_folder
 from centrifuge.data.photos import Interleave, PhotoClips
 from centrifuge.data.validation import iter_pairs, validation_pairs
+from centrifuge.distributed import (
+    DeviceName,
+    any_rank,
+    barrier,
+    gather_strings,
+    init_distributed,
+    min_over_ranks,
+    place_process,
+    sync_buffers,
+    weights_digest,
+)
 from centrifuge.errors import ConfigError, ModelError, OutputExistsError, TrainingError
 from centrifuge.kinetics import KINETICS_INIT
 from centrifuge.losses import diversity, diversity_loss, pit_loss, recomposition_loss
@@ -98,17 +107,6 @@ def _gather_batch(ds: torch.utils.data.Dataset, indices: range) -> torch.Tensor:
     return torch.stack(out)
 
 
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world size, local rank), initialising the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-
-
 class Trainer:
     """Trains a :class:`~centrifuge.models.CentrifugeNet` on blends of a folder of videos.
 
@@ -133,12 +131,12 @@ class Trainer:
         val: str | os.PathLike | None = None,
         resume: bool = False,
         force: bool = False,
-        device: str = "auto",
+        device: DeviceName = "auto",
         callback: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.out = Path(out)
-        self.rank, self.world, local_rank = _distributed()
-        self.is_main = self.rank == 0
+        ranks = init_distributed()
+        self.rank, self.world, self.is_main = ranks.rank, ranks.world, ranks.is_main
         self.callback = callback
         ckpt = self._prepare_run_folder(resume, force)
         if ckpt is not None:  # the run's own config wins, except for the total number of steps
@@ -146,19 +144,7 @@ class Trainer:
             config = replace(saved, train=replace(saved.train, steps=config.train.steps))
         self.config = config
         tc = config.train
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(f"cuda:{local_rank}" if device == "cuda" else device)
-        threads = tc.threads
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        if self.device.type == "cpu" and local_world > 1:
-            # Processes of one machine share its cores: more OpenMP threads than cores stall.
-            threads = max(1, (threads or torch.get_num_threads()) // local_world)
-        if threads:
-            torch.set_num_threads(threads)
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-            torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels
+        self.device = place_process(device, tc.threads, ranks)
         torch.manual_seed(tc.seed)
         self.model_name = config.model.name
         self.model_kwargs = model_kwargs(config.model.name, **config.model.overrides())
@@ -322,7 +308,7 @@ class Trainer:
 
         with self._autocast():
             update_bn(inputs(), self.model)
-        self._sync_buffers()
+        sync_buffers(self.model, self.world)
         log.info("BatchNorm statistics re-estimated on %d batches", tc.bn_batches)
 
     # -- one step -----------------------------------------------------------------------------
@@ -378,12 +364,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), tc.grad_clip)
         value = float(loss.detach())
         finite = math.isfinite(value) and math.isfinite(float(total.detach()))
-        stop = not finite
-        if self.world > 1:  # all ranks stop together, before any of them steps on bad gradients
-            flag = torch.tensor([float(stop)], device=self.device)
-            dist.all_reduce(flag)
-            stop = flag.item() > 0
-        if stop:
+        # all ranks stop together, before any of them steps on bad gradients
+        if any_rank(not finite, self.device, self.world):
             what = value if not finite else "non-finite on another rank"
             last = self.out / "last.pt"
             where = (
@@ -482,17 +464,7 @@ class Trainer:
         self._stop = signal.Signals(signum).name
 
     def _should_stop(self) -> bool:
-        flag = torch.tensor([1.0 if self._stop else 0.0])
-        if self.world > 1:
-            flag = flag.to(self.device)
-            dist.all_reduce(flag)
-        return bool(flag.item() > 0)
-
-    def _weights_digest(self) -> str:
-        h = hashlib.sha1()
-        for _, tensor in sorted(self.model.state_dict().items()):
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+        return any_rank(self._stop is not None, self.device, self.world)
 
     # -- the loop -----------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -536,8 +508,7 @@ class Trainer:
                         val = self.evaluate()
                         self._log(self.step, val)
                         last = {**last, **val}
-                    if self.world > 1:
-                        dist.barrier()
+                    barrier(self.world)
                 if self.step % tc.sample_every == 0:
                     self.save_samples()
                 due = (time.monotonic() - self._last_ckpt_time) / 60 >= tc.ckpt_minutes
@@ -563,28 +534,14 @@ class Trainer:
         pace = elapsed / done_steps
         left = tc.max_minutes * 60 * 0.95 - elapsed
         steps = max(self.step + 1, min(self._max_steps, self.step + int(left / pace)))
-        if self.world > 1:  # every rank must stop at the same step
-            value = torch.tensor([steps], device=self.device)
-            dist.all_reduce(value, op=dist.ReduceOp.MIN)
-            steps = int(value.item())
+        steps = min_over_ranks(steps, self.device, self.world)  # every rank stops at one step
         if steps != tc.steps:
             log.info("time budget: %d steps (%.3f s/step)", steps, pace)
             self.config = replace(self.config, train=replace(tc, steps=steps))
 
-    def _sync_buffers(self) -> None:
-        """Give every rank the buffers (BatchNorm statistics) of rank 0, as DDP does before each
-        forward: the last forward updated each rank's copy from its own batch."""
-        if self.world > 1:
-            for buffer in self.model.buffers():
-                dist.broadcast(buffer, src=0)
-
     def _finish(self, last: dict[str, float]) -> dict[str, Any]:
-        self._sync_buffers()
-        digest = self._weights_digest()
-        digests = [digest]
-        if self.world > 1:
-            digests = [None] * self.world
-            dist.all_gather_object(digests, digest)
+        sync_buffers(self.model, self.world)
+        digests = gather_strings(weights_digest(self.model), self.world)
         summary = {
             "step": self.step,
             "steps": self.config.train.steps,

@@ -106,22 +106,6 @@ def pick_device(name: str = "auto") -> torch.device:
         raise CentrifugeError(f"unknown device {name!r}: use auto, cpu or cuda.") from exc
 
 
-def distributed_share(items: list, device: torch.device) -> tuple[list, torch.device]:
-    """Under ``torchrun``: this rank's share of ``items`` (round robin) and its own GPU.
-
-    Without ``torchrun`` (``WORLD_SIZE`` unset or 1): all items and ``device`` unchanged.
-    """
-    import torch
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return items, device
-    rank = int(os.environ.get("RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
-    return items[rank::world], device
-
-
 # Buffers under 64 MiB stay on the heap; larger ones (full-resolution feature maps) are mapped
 # and unmapped at each call. Measured on 2 cores, 224p (`centrifuge separate`, peak RSS, 10 s vs
 # 60 s input): glibc's defaults ran the model at half speed (page faults). A 1 GiB threshold keeps
