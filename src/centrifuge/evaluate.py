@@ -16,16 +16,18 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
+from centrifuge.data.blend import blend
 from centrifuge.data.index import scan_folder
 from centrifuge.data.validation import iter_pairs, make_layers, validation_pairs
 from centrifuge.losses import best_assignment, diversity, pairwise_l1_grad, reorder_layers
-from centrifuge.metrics import psnr, ssim
+from centrifuge.metrics import identity_baseline, psnr, ssim
 from centrifuge.utils import atomic_path
 
-__all__ = ["Report", "evaluate"]
+__all__ = ["Report", "ScoreTotals", "Scores", "evaluate", "score", "score_blends"]
 
 PSNR_CAP_DB = 100.0  # identical layers (a perfect pure-colour output) count as 100 dB
 
@@ -108,15 +110,56 @@ class Report:
         return head + "\n".join(rows) + "\n"
 
 
-def _scores(
-    pred: torch.Tensor, layers: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-sample loss, PSNR and SSIM (means over the K matched layers): three ``[B]``."""
+class Scores(NamedTuple):
+    """Scores of predictions against their layers: each ``[B]`` (one per blend), or floats."""
+
+    loss: torch.Tensor  # the paper's loss under the loss-minimising assignment
+    psnr_db: torch.Tensor  # mean over the K matched layers, capped at PSNR_CAP_DB
+    ssim: torch.Tensor  # mean over the K matched layers
+    diversity: torch.Tensor  # min over output pairs i != j of l(O_i, O_j)
+
+
+def score(pred: torch.Tensor, layers: torch.Tensor) -> Scores:
+    """Per-blend :class:`Scores` of ``pred [B, N, C, T, H, W]`` against ``layers [B, K, ...]``."""
     cost, match = best_assignment(pairwise_l1_grad(pred, layers))
     matched = reorder_layers(pred, match)  # [B, K, C, T, H, W]
     p = psnr(matched, layers).clamp(max=PSNR_CAP_DB).mean(1)
     s = ssim(matched, layers).mean(1)
-    return cost, p, s
+    return Scores(cost, p, s, diversity(pred))
+
+
+Predict = Callable[[torch.Tensor], torch.Tensor]
+
+
+def score_blends(predictors: dict[str, Predict], layers: torch.Tensor) -> dict[str, Scores]:
+    """Blend ``layers`` with equal weights, score each predictor's output on the mixture, and the
+    identity baseline's (key ``"identity"``).
+
+    Shape: layers ``[B, K, C, T, H, W]`` in ``[0, 1]``; a predictor maps the mixture
+    ``[B, C, T, H, W]`` to ``[B, N, C, T, H, W]``.
+    """
+    mixture = blend(layers)  # [B, C, T, H, W]
+    scores = {name: score(predict(mixture).float(), layers) for name, predict in predictors.items()}
+    scores["identity"] = score(identity_baseline(mixture, layers.shape[1]), layers)
+    return scores
+
+
+class ScoreTotals:
+    """Sums of :func:`score_blends` results over batches of blends, per predictor."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+
+    def add(self, scores: dict[str, Scores]) -> None:
+        for name, per_blend in scores.items():
+            row = torch.stack([v.sum() for v in per_blend]).double().cpu()  # [4]
+            self.sums[name] = self.sums[name] + row if name in self.sums else row
+        self.count += len(next(iter(scores.values())).loss)
+
+    def means(self) -> dict[str, Scores]:
+        """The mean scores (floats) of each predictor."""
+        return {name: Scores(*(row / self.count).tolist()) for name, row in self.sums.items()}
 
 
 @torch.no_grad()
@@ -152,28 +195,16 @@ def evaluate(
     models = {"model": model.to(device).eval()}
     if untrained is not None:
         models["untrained"] = untrained.to(device).eval()
-    sums = {k: torch.zeros(3, dtype=torch.float64) for k in [*models, "identity"]}
-    div_sum, per_pair, done = 0.0, [], 0
+    totals, per_pair = ScoreTotals(), []
     batch: list[torch.Tensor] = []
 
     def flush() -> None:
-        nonlocal div_sum, done
-        layers = torch.stack(batch).to(device)  # [B, 2, C, T, S, S]
-        mixture = layers.mean(dim=1)
-        for name, net in models.items():
-            pred = net(mixture).float()
-            cost, p, s = _scores(pred, layers)
-            sums[name] += torch.stack([cost.sum(), p.sum(), s.sum()]).double().cpu()
-            if name == "model":
-                div_sum += float(diversity(pred).sum())
-                per_pair.extend(cost.tolist())
-        same = mixture[:, None].expand(-1, 2, -1, -1, -1, -1)
-        cost, p, s = _scores(same, layers)
-        sums["identity"] += torch.stack([cost.sum(), p.sum(), s.sum()]).double().cpu()
-        done += len(batch)
+        scores = score_blends(models, torch.stack(batch).to(device))  # layers [B, 2, C, T, S, S]
+        totals.add(scores)
+        per_pair.extend(scores["model"].loss.tolist())
         batch.clear()
         if progress is not None:
-            progress(done, len(specs))
+            progress(totals.count, len(specs))
 
     for a, b in iter_pairs(entries, specs, clip_len, size):
         batch.append(make_layers(a, b, variant))
@@ -181,23 +212,22 @@ def evaluate(
             flush()
     if batch:
         flush()
-    n = len(specs)
-    mean = {k: (v / n).tolist() for k, v in sums.items()}
+    mean = totals.means()
     report = Report(
         model=model_name,
-        pairs=n,
+        pairs=len(specs),
         seed=seed,
         clip=[clip_len, size, size],
         variant=variant,
-        loss={"model": mean["model"][0], "identity": mean["identity"][0]},
-        psnr_db={"model": mean["model"][1], "identity": mean["identity"][1]},
-        ssim={"model": mean["model"][2], "identity": mean["identity"][2]},
-        diversity=div_sum / n,
+        loss={"model": mean["model"].loss, "identity": mean["identity"].loss},
+        psnr_db={"model": mean["model"].psnr_db, "identity": mean["identity"].psnr_db},
+        ssim={"model": mean["model"].ssim, "identity": mean["identity"].ssim},
+        diversity=mean["model"].diversity,
         n_outputs=int(getattr(model, "n_outputs", 0)),
         seconds=round(time.monotonic() - started, 2),
         per_pair_loss=per_pair,
     )
     if untrained is not None:
         u = mean["untrained"]
-        report.untrained = {"loss": u[0], "psnr_db": u[1], "ssim": u[2]}
+        report.untrained = {"loss": u.loss, "psnr_db": u.psnr_db, "ssim": u.ssim}
     return report

@@ -1,11 +1,20 @@
-"""Per-layer quality metrics after PIT alignment: PSNR and SSIM of videos in ``[0, 1]``."""
+"""Per-layer quality metrics after PIT alignment (PSNR and SSIM of videos in ``[0, 1]``), and the
+identity baseline they are reported beside."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["psnr", "ssim"]
+__all__ = ["identity_baseline", "psnr", "ssim"]
+
+
+def identity_baseline(mixture: torch.Tensor, n_layers: int) -> torch.Tensor:
+    """The identity baseline's prediction: the mixture itself as each of ``n_layers`` outputs.
+
+    Shape: mixture ``[B, C, T, H, W]`` -> ``[B, n_layers, C, T, H, W]`` (a view, no copy).
+    """
+    return mixture.unsqueeze(1).expand(-1, n_layers, *mixture.shape[1:])
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""Losses: the paper's pairwise video loss and the permutation-invariant wrapper."""
+"""Losses: the paper's pairwise video loss, the permutation-invariant wrapper, the objective."""
 
+from centrifuge.losses.objective import ObjectiveTerms, training_objective
 from centrifuge.losses.pairwise import pairwise_l1_grad, video_loss
 from centrifuge.losses.pit import (
     best_assignment,
@@ -12,6 +13,7 @@ from centrifuge.losses.pit import (
 )
 
 __all__ = [
+    "ObjectiveTerms",
     "best_assignment",
     "diversity",
     "diversity_loss",
@@ -20,5 +22,6 @@ __all__ = [
     "pit_loss",
     "recomposition_loss",
     "reorder_layers",
+    "training_objective",
     "video_loss",
 ]
