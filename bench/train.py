@@ -25,8 +25,9 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from centrifuge.config import load_config
 from centrifuge.data import ClipBank, ClipSpec, RandomClips, StreamSampler, VideoFolder
+from centrifuge.data.batches import gather_batch
 from centrifuge.data.index import scan_folder
-from centrifuge.train import Trainer, _gather_batch
+from centrifuge.train import Trainer
 from common import machine, median, print_table, timer, write_json
 
 
@@ -94,12 +95,12 @@ def input_rows(args, device: torch.device, needed: float) -> list[dict]:
     for label, source, workers in sources:
         ds = RandomClips(source, spec, seed=1)
         if workers == 0:
-            _gather_batch(ds, range(64))  # warm-up
+            gather_batch(ds, range(64))  # warm-up
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
             for i in range(0, n, 64):
-                _gather_batch(ds, range(1000 + i, 1000 + i + 64))
+                gather_batch(ds, range(1000 + i, 1000 + i + 64))
             if device.type == "cuda":
                 torch.cuda.synchronize()
         else:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import centrifuge.train
+import centrifuge.losses.objective
 from centrifuge.cli import main
 from centrifuge.config import apply_overrides, load_config
 from centrifuge.data.bank import build_bank
@@ -240,12 +240,12 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_losses(
 # launch for both, as starting the ranks costs more than training them).
 TWO_RUNS = """
 import json, math, os, sys
-import centrifuge.train
+import centrifuge.losses.objective
 from centrifuge.cli import main
 
 plain, poisoned_run = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 code = main(plain)
-pit_loss, calls = centrifuge.train.pit_loss, []
+pit_loss, calls = centrifuge.losses.objective.pit_loss, []
 
 def poisoned(pred, layers, *args, **kwargs):
     loss, match = pit_loss(pred, layers, *args, **kwargs)
@@ -253,7 +253,7 @@ def poisoned(pred, layers, *args, **kwargs):
     return (loss * math.nan if len(calls) == 3 else loss), match
 
 if os.environ["RANK"] == "1":
-    centrifuge.train.pit_loss = poisoned
+    centrifuge.losses.objective.pit_loss = poisoned
 print(json.dumps({"plain": code, "poisoned": main(poisoned_run)}))
 """
 
@@ -269,6 +269,8 @@ def gloo_runs(train_clips: Path, tmp_path_factory: pytest.TempPathFactory):
     args = [json.dumps(plain), json.dumps(poisoned)]
     code, stdout, stderr = _finish(_spawn(args, torchrun=2, script=folder / "two_runs.py"))
     assert code == 0, stderr
+    print("STDOUT>>>", repr(stdout))
+    print("STDERR>>>", stderr[-3000:])
     codes = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     assert codes == [{"plain": 0, "poisoned": 2}] * 2, stdout  # both ranks
     return folder, stderr
@@ -315,7 +317,7 @@ def test_resume_without_last_pt_continues_from_the_latest_step_checkpoint(
     Trainer(config, data=train_clips, out=run, device="cpu").fit()
     (run / "last.pt").unlink()
     resumed = Trainer(config, data=train_clips, out=run, resume=True, device="cpu")
-    resumed.writer.close()
+    resumed.run.close()
     assert resumed.step == 3
     assert len(list((run / "checkpoints").glob("step_*.pt"))) == 3
 
@@ -359,14 +361,14 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
     train_clips: Path, tmp_path: Path, monkeypatch, capsys, keep_threads
 ) -> None:
     calls = []
-    pit_loss = centrifuge.train.pit_loss
+    pit_loss = centrifuge.losses.objective.pit_loss
 
     def poisoned(pred, layers, *args, **kwargs):
         loss, match = pit_loss(pred, layers, *args, **kwargs)
         calls.append(1)
         return (loss * math.nan if len(calls) == 6 else loss), match
 
-    monkeypatch.setattr(centrifuge.train, "pit_loss", poisoned)
+    monkeypatch.setattr(centrifuge.losses.objective, "pit_loss", poisoned)
     run = tmp_path / "run"
     code = main(_train_command(train_clips, run, "train.steps=10", "train.ckpt_every=2"))
     err = capsys.readouterr().err
@@ -453,5 +455,5 @@ def test_resume_takes_the_newest_intact_checkpoint_after_a_kill_mid_write(
     partial = run / ".last.pt.x1y2z3.partial"
     partial.write_bytes(b"cut short")
     resumed = Trainer(config, data=train_clips, out=run, resume=True, device="cpu")
-    resumed.writer.close()
+    resumed.run.close()
     assert resumed.step == 2 and not partial.exists()

@@ -1,4 +1,5 @@
-"""Several processes under ``torchrun``: who this process is, its device, and what ranks agree on.
+"""Several processes under ``torchrun``: who this process is, its device, and what ranks agree on
+(including when to stop: :class:`StopSignals` records a request that :func:`any_rank` shares).
 
 Without ``torchrun`` (``WORLD_SIZE`` unset or 1) every function is the one-process case: rank 0 of
 1, no process group, and the collectives below return their input. Under ``torchrun`` the process
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,8 +20,10 @@ import torch.distributed as dist
 
 __all__ = [
     "RankInfo",
+    "StopSignals",
     "any_rank",
     "barrier",
+    "data_parallel",
     "distributed_share",
     "gather_strings",
     "init_distributed",
@@ -83,6 +87,15 @@ def place_process(device: DeviceName, threads: int | None, info: RankInfo) -> to
     return placed
 
 
+def data_parallel(model: torch.nn.Module, device: torch.device, world: int) -> torch.nn.Module:
+    """``model`` wrapped in DistributedDataParallel when ``world > 1`` (gradients averaged over the
+    ranks at each backward), else ``model`` itself."""
+    if world <= 1:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
 def distributed_share(items: list, device: torch.device) -> tuple[list, torch.device]:
     """Under ``torchrun``: this rank's share of ``items`` (round robin) and its own GPU.
 
@@ -144,3 +157,26 @@ def weights_digest(model: torch.nn.Module) -> str:
     for _, tensor in sorted(model.state_dict().items()):
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+class StopSignals:
+    """In a ``with`` block, SIGINT and SIGTERM are recorded instead of ending the process: ``name``
+    is the last one received (``"SIGTERM"``), else ``None``. The previous handlers come back at
+    the end of the block."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> StopSignals:
+        self._previous = {s: signal.signal(s, self._record) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def _record(self, signum: int, frame) -> None:
+        self.name = signal.Signals(signum).name

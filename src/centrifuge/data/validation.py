@@ -2,12 +2,12 @@
 
 Pairs of distinct videos and their start frames are drawn with NumPy's PCG64 from ``seed`` (stable
 across platforms and versions); each clip is ``clip_len`` frames from its start, shortest side
-resized
-to ``size``, centre ``size x size`` crop. Videos shorter than ``clip_len`` are bounced.
+resized to ``size``, centre ``size x size`` crop. Videos shorter than ``clip_len`` are bounced.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -15,13 +15,21 @@ import numpy as np
 import torch
 
 from centrifuge.data.blend import colour_layer
-from centrifuge.data.index import VideoEntry
+from centrifuge.data.index import VideoEntry, scan_folder
 from centrifuge.errors import DataError
 from centrifuge.video.clips import bounce_indices
 from centrifuge.video.io import read_video
 from centrifuge.video.transforms import center_crop
 
-__all__ = ["VARIANTS", "PairSpec", "iter_pairs", "load_clip", "make_layers", "validation_pairs"]
+__all__ = [
+    "VARIANTS",
+    "PairSpec",
+    "iter_pairs",
+    "load_clip",
+    "make_layers",
+    "validation_layers",
+    "validation_pairs",
+]
 
 VARIANTS = ("normal", "frozen", "one-frozen", "colour:NAME")
 
@@ -100,3 +108,14 @@ def iter_pairs(
             load_clip(entries[p.video_a], p.start_a, clip_len, size),
             load_clip(entries[p.video_b], p.start_b, clip_len, size),
         )
+
+
+def validation_layers(
+    folder: str | os.PathLike, pairs: int, seed: int, clip_len: int, size: int
+) -> torch.Tensor:
+    """The layers of ``pairs`` fixed validation pairs of ``folder``, held compactly in memory:
+    uint8 ``[P, 2, C, T, S, S]`` on the CPU (divide by 255 for the floats of :func:`iter_pairs`)."""
+    entries = scan_folder(folder)
+    specs = validation_pairs(entries, pairs, seed, clip_len)
+    layers = [torch.stack([a, b]) for a, b in iter_pairs(entries, specs, clip_len, size)]
+    return (torch.stack(layers) * 255).round().to(torch.uint8)
