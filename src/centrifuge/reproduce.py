@@ -14,11 +14,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from centrifuge.config import Config, load_config
 from centrifuge.data.blend import COLOURS
+from centrifuge.distributed import DeviceName
 from centrifuge.errors import CentrifugeError
 from centrifuge.evaluate import Report, evaluate
 from centrifuge.pretrained import load_model, untrained_like
@@ -27,7 +29,7 @@ from centrifuge.utils import pick_device
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PAPER", "SCALES", "TABLES", "reproduce"]
+__all__ = ["PAPER", "SCALES", "TABLES", "Row", "reproduce"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,10 @@ class Scale:
     pairs: int  # validation blends per evaluation
 
 
-SCALES: dict[str, Scale] = {
+ScaleName = Literal["tiny", "small", "paper"]
+TableName = Literal["table1", "table2", "table3", "table4", "fig4"]
+
+SCALES: dict[ScaleName, Scale] = {
     # CPU: minutes per run. 8x64x64 clips, a few hundred steps: trends, not the paper's numbers.
     "tiny": Scale(
         "tiny",
@@ -93,6 +98,19 @@ FIG4_PAPER_ORDER = [
 ]
 
 
+@dataclass(frozen=True)
+class Row:
+    """One row of a table: ``label``, the training run it reads (a name, trained with the scale's
+    config plus ``overrides``), the evaluation ``variant`` and which number of that evaluation it
+    shows: the trained ``model``, the ``identity`` baseline or the ``untrained`` model."""
+
+    label: str
+    run: str
+    overrides: tuple[str, ...]
+    variant: str = "normal"
+    kind: Literal["model", "identity", "untrained"] = "model"
+
+
 def _predictor(n: int) -> tuple[str, ...]:
     return (f"model.n_outputs={n}", "model.corrector=false")
 
@@ -101,59 +119,41 @@ def _pc(n: int) -> tuple[str, ...]:
     return (f"model.n_outputs={n}", "model.corrector=true")
 
 
-# table -> rows: (row label, run name or None for a baseline, run overrides, variant, kind)
-# kind: "model" | "identity" | "untrained"
-TABLES: dict[str, list[tuple[str, str | None, tuple[str, ...], str, str]]] = {
+_TEST_VARIANTS = (
+    ("2 frozen", "frozen"),
+    ("2 normal", "normal"),
+    ("1 frozen 1 normal", "one-frozen"),
+)
+_ENDPOINTS = (
+    ("Mixed_3c (7 conv layers)", "Mixed_3c"),
+    ("Mixed_4f (17)", "Mixed_4f"),
+    ("Mixed_5c (21)", "Mixed_5c"),
+)
+
+TABLES: dict[TableName, list[Row]] = {
     "table1": [
-        ("identity", "predictor-2", _predictor(2), "normal", "identity"),
-        ("predictor (no training)", "predictor-2", _predictor(2), "normal", "untrained"),
-        ("predictor (trained)", "predictor-2", _predictor(2), "normal", "model"),
+        Row("identity", "predictor-2", _predictor(2), kind="identity"),
+        Row("predictor (no training)", "predictor-2", _predictor(2), kind="untrained"),
+        Row("predictor (trained)", "predictor-2", _predictor(2)),
     ],
     "table2": [
-        *[
-            (f"predictor, {n} outputs", f"predictor-{n}", _predictor(n), "normal", "model")
-            for n in (2, 4, 8, 12)
-        ],
-        *[
-            (f"predictor-corrector, {n} outputs", f"pc-{n}", _pc(n), "normal", "model")
-            for n in (2, 4)
-        ],
+        *[Row(f"predictor, {n} outputs", f"predictor-{n}", _predictor(n)) for n in (2, 4, 8, 12)],
+        *[Row(f"predictor-corrector, {n} outputs", f"pc-{n}", _pc(n)) for n in (2, 4)],
     ],
     "table3": [
         *[
-            (f"train frozen / test {t}", "pc-4-frozen", (*_pc(4), "data.frozen=true"), v, "model")
-            for t, v in (
-                ("2 frozen", "frozen"),
-                ("2 normal", "normal"),
-                ("1 frozen 1 normal", "one-frozen"),
-            )
+            Row(f"train frozen / test {t}", "pc-4-frozen", (*_pc(4), "data.frozen=true"), v)
+            for t, v in _TEST_VARIANTS
         ],
-        *[
-            (f"train normal / test {t}", "pc-4", _pc(4), v, "model")
-            for t, v in (
-                ("2 frozen", "frozen"),
-                ("2 normal", "normal"),
-                ("1 frozen 1 normal", "one-frozen"),
-            )
-        ],
+        *[Row(f"train normal / test {t}", "pc-4", _pc(4), v) for t, v in _TEST_VARIANTS],
     ],
     "table4": [
-        (
-            label,
-            f"predictor-2-{end}",
-            (*_predictor(2), f"model.final_endpoint={end}"),
-            "normal",
-            "model",
-        )
-        for label, end in (
-            ("Mixed_3c (7 conv layers)", "Mixed_3c"),
-            ("Mixed_4f (17)", "Mixed_4f"),
-            ("Mixed_5c (21)", "Mixed_5c"),
-        )
+        Row(label, f"predictor-2-{end}", (*_predictor(2), f"model.final_endpoint={end}"))
+        for label, end in _ENDPOINTS
     ],
     "fig4": [
-        *[(name, "pc-4", _pc(4), f"colour:{name}", "model") for name in COLOURS],
-        ("Kinetics", "pc-4", _pc(4), "normal", "model"),
+        *[Row(name, "pc-4", _pc(4), f"colour:{name}") for name in COLOURS],
+        Row("Kinetics", "pc-4", _pc(4)),
     ],
 }
 
@@ -175,10 +175,9 @@ def _untrained(model):
 def _train(
     name: str,
     config: Config,
-    scale: Scale,
     data: Path,
     out: Path,
-    device: str,
+    device: DeviceName,
     progress: Callable[[str], None] | None,
 ) -> Path:
     run = out / "runs" / name
@@ -192,13 +191,13 @@ def _train(
 
 
 def reproduce(
-    table: str,
+    table: TableName,
     *,
-    scale: str = "tiny",
+    scale: ScaleName = "tiny",
     out: str | os.PathLike = "reproduce",
     data: str | os.PathLike | None = None,
     val: str | os.PathLike | None = None,
-    device: str = "auto",
+    device: DeviceName = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Train and evaluate what ``table`` needs at ``scale``; returns the results (also on disk)."""
@@ -217,20 +216,19 @@ def reproduce(
     where = pick_device(device)
     # Rows sharing a run and a variant share one evaluation (with the untrained baseline when any
     # of them needs it), and each run's model is loaded once.
-    with_untrained = {
-        (run, variant) for _, run, _, variant, kind in TABLES[table] if kind == "untrained"
-    }
+    with_untrained = {(row.run, row.variant) for row in TABLES[table] if row.kind == "untrained"}
     models: dict[str, torch.nn.Module] = {}
     reports: dict[tuple[str, str], Report] = {}
-    for label, run, overrides, variant, kind in TABLES[table]:
-        config = load_config(sc.config, [*sc.overrides, *overrides])
-        ckpt = _train(run, config, sc, data, out, device, progress)
+    for row in TABLES[table]:
+        run, variant = row.run, row.variant
+        config = load_config(sc.config, [*sc.overrides, *row.overrides])
+        ckpt = _train(run, config, data, out, device, progress)
         if run not in models:
             models[run] = load_model(ckpt, device=where)
         model = models[run]
         if (run, variant) not in reports:
             if progress is not None:
-                progress(f"evaluating {label}")
+                progress(f"evaluating {row.label}")
             reports[run, variant] = evaluate(
                 model,
                 val,
@@ -247,14 +245,14 @@ def reproduce(
             "model": report.loss["model"],
             "identity": report.loss["identity"],
             "untrained": (report.untrained or {}).get("loss"),
-        }[kind]
+        }[row.kind]
         rows.append(
             {
-                "row": label,
+                "row": row.label,
                 "loss": value,
                 "identity": report.loss["identity"],
-                "psnr_db": report.psnr_db["model"] if kind == "model" else None,
-                "paper": PAPER.get(table, {}).get(label),
+                "psnr_db": report.psnr_db["model"] if row.kind == "model" else None,
+                "paper": PAPER.get(table, {}).get(row.label),
                 "run": run,
                 "variant": variant,
             }
