@@ -22,7 +22,6 @@ from centrifuge.data.folder import ClipSpec
 from centrifuge.data.index import scan_folder
 from centrifuge.errors import ModelError
 from centrifuge.kinetics import (
-    _unit_pairs,
     convert_checkpoint,
     fetch_kinetics_i3d,
     initialise_encoders,
@@ -33,6 +32,7 @@ from centrifuge.kinetics import (
     selected_weights_path,
     write_selected_weights,
 )
+from centrifuge.kinetics.convert import _unit_pairs
 from centrifuge.models.i3d import I3DClassifier, I3DEncoder
 from centrifuge.models.registry import build_model
 from centrifuge.train import Trainer
