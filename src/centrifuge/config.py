@@ -2,8 +2,7 @@
 
 A config is ``Config(data=DataConfig, model=ModelConfig, train=TrainConfig)``. Named configs
 (``tiny``, ``small``, ``paper``) are YAML files shipped in ``centrifuge/configs``; any other YAML
-file
-path works too. Every key of a file or an override is checked against the dataclass fields: an
+file path works too. Every key of a file or an override is checked against the dataclass fields: an
 unknown key is a :class:`ConfigError`, never silently ignored.
 """
 

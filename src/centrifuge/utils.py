@@ -1,14 +1,13 @@
-"""Small shared helpers: cache folder, seeding, device choice.
+"""Small shared helpers: cache folder, atomic files, memory, device choice, the CPU allocator.
 
-NumPy and torch are imported inside the functions that use them: the command line imports this
-module before it knows whether the command needs torch at all.
+torch is imported inside the function that uses it: the command line imports this module before
+it knows whether the command needs torch at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,16 +81,6 @@ def available_memory() -> int | None:
     return min(found) if found else None
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` -> CUDA when present, else CPU; ``cpu``/``cuda``/``cuda:N`` as given."""
     import torch
@@ -106,13 +95,8 @@ def pick_device(name: str = "auto") -> torch.device:
         raise CentrifugeError(f"unknown device {name!r}: use auto, cpu or cuda.") from exc
 
 
-# Buffers under 64 MiB stay on the heap; larger ones (full-resolution feature maps) are mapped
-# and unmapped at each call. Measured on 2 cores, 224p (`centrifuge separate`, peak RSS, 10 s vs
-# 60 s input): glibc's defaults ran the model at half speed (page faults). A 1 GiB threshold keeps
-# every buffer on the heap and the model 25-40% faster, but the never-trimmed heaps fragment over
-# long videos by an amount that varies from run to run (60 s / 10 s peak: 1.11 with glibc's several
-# arenas; 1.01 and 1.11 in two runs with one arena). 64 MiB with one arena for all threads stayed
-# within 1.08 in two runs (2.00 vs 2.16 GB, 2.07 vs 2.20 GB).
+# Larger buffers are mapped afresh at each call: a higher threshold runs the model faster but lets
+# the heap fragment over long videos, so 64 MiB bounds memory (measurements: bench/RESULTS.md).
 MMAP_THRESHOLD = 64 << 20
 
 

@@ -6,8 +6,7 @@ probability 1/2. Videos shorter than a clip are played forward then backward (``
 
 Sampling is stateless: clip number ``i`` is drawn from an RNG seeded with ``(seed, rank, i)``, so a
 run resumed at step ``s`` reads exactly the clips it would have read, any worker can produce any
-clip,
-and each distributed rank draws different clips.
+clip, and each distributed rank draws different clips.
 """
 
 from __future__ import annotations
@@ -120,9 +119,8 @@ class VideoFolder:
         entry = self.entries[video]
         lo, hi = int(frames.min()), int(frames.max())
         window, _ = read_video(entry.path, start=lo, num_frames=hi - lo + 1, size=self.short_side)
-        index = (frames - lo).clamp_max(
-            window.shape[1] - 1
-        )  # a damaged tail repeats its last frame
+        # a damaged tail repeats its last frame
+        index = (frames - lo).clamp_max(window.shape[1] - 1)
         return crop_frames(window[:, index], top, left, size, size)
 
 
@@ -135,8 +133,7 @@ class RandomClips(Dataset):
         seed, rank: RNG stream (distinct per distributed rank).
         frozen: return frozen clips (one random frame of the clip repeated; paper Table 3).
         group: ``None`` yields single clips ``[C, T, S, S]`` (blend partners are drawn on the batch
-        by
-            ``make_mixtures``); ``K`` yields ``[K, C, T, S, S]`` clips of K distinct videos.
+            by ``make_mixtures``); ``K`` yields ``[K, C, T, S, S]`` clips of K distinct videos.
         same_class: with ``group``, draw the K videos from one label (the paper's same-class pairs).
         length: nominal length reported by ``len()`` (sampling is unbounded).
     """

@@ -3,9 +3,8 @@
 Kinetics layout (``root/<class>/<video>.mp4``) gives each video its parent folder as a label; videos
 directly in ``root`` have no label. Folders of numbered images count as one video each. The index is
 cached as JSON in the user's cache folder (never beside the data), keyed by the folder's absolute
-path
-and validated by each file's size and modification time, so a second scan of an unchanged folder
-decodes nothing.
+path and validated by each file's size and modification time, so a second scan of an unchanged
+folder decodes nothing.
 """
 
 from __future__ import annotations
