@@ -12,11 +12,12 @@ import pytest
 import torch
 
 import centrifuge.cli
+import centrifuge.cli.common
 import centrifuge.pretrained
 from centrifuge.cli import build_parser, main
 from conftest import random_frames, write_test_video
 
-SRC = Path(centrifuge.cli.__file__).resolve().parents[1]
+SRC = Path(centrifuge.cli.__file__).resolve().parents[2]
 
 CHILD = """
 import json, sys
@@ -161,7 +162,7 @@ def test_separate_shows_a_status_then_exactly_one_bar_per_input(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *a, **k: _Half())
-    monkeypatch.setattr(centrifuge.cli, "_progress_bar", _RecordingBar)
+    monkeypatch.setattr(centrifuge.cli.common, "progress_bar", _RecordingBar)
     monkeypatch.setattr(_RecordingBar, "made", [])
     monkeypatch.setenv("CENTRIFUGE_PROGRESS", "1")
     a = write_test_video(tmp_path / "a.mp4", random_frames(20, 32, 32, seed=1))

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import centrifuge.outputs
 import centrifuge.pretrained
+import centrifuge.separation
 import centrifuge.video.io
 from centrifuge.cli import main
 from centrifuge.models.registry import build_model
@@ -75,9 +75,9 @@ def _in_fork(run, kill_at: int = 0) -> tuple[int, int]:
 
         for owner, name in [
             (centrifuge.video.io.VideoWriter, "close"),  # each layer, then the preview
-            (centrifuge.outputs, "_write_preview"),  # the layers are in the stage folder
-            (centrifuge.outputs, "save_png"),
-            (centrifuge.outputs, "write_report"),  # report.json
+            (centrifuge.separation, "write_preview"),  # the layers are in the stage folder
+            (centrifuge.separation, "write_contact_sheet"),
+            (centrifuge.separation, "write_report"),  # report.json
             (os, "rename"),  # the earlier result out, the new one in
             (shutil, "rmtree"),  # clean-up
         ]:

@@ -17,7 +17,7 @@ import corpus
 from centrifuge.cli import main
 from centrifuge.models.fuse import fold_batchnorm
 from centrifuge.models.registry import build_model
-from centrifuge.outputs import safe_name
+from centrifuge.results import safe_name
 
 MUTATIONS = 170  # with the ~30 base files: about 200 inputs
 SETTINGS = ["--clip-len", "8", "--overlap", "2"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import torch
 
@@ -108,26 +109,42 @@ def test_progress_reaches_the_total() -> None:
 
 
 def test_stream_buffers_at_most_one_window_of_a_long_video() -> None:
-    """2,000 frames: the stream never holds more than ``clip_len`` frames it has not handed back."""
+    """2,000 frames from a reader: the stream holds at most one window it has not handed back,
+    plus the windows decoded ahead (two) and the one being cut."""
     total, clip_len, overlap = 2000, 32, 8
     frames = random_frames(total, 4, 4)
     consumed = 0
 
-    def windows() -> Iterator[tuple[int, torch.Tensor]]:
-        nonlocal consumed
-        for start in range(0, total - overlap, clip_len - overlap):
-            window = frames[:, start : start + clip_len]
-            consumed = start + window.shape[1]
-            yield start, window
+    class Reader:
+        def frames(self) -> Iterator[np.ndarray]:
+            nonlocal consumed
+            for t in range(total):
+                consumed = t + 1
+                yield (frames[:, t].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
 
+    quantised = (frames * 255).round() / 255
     sep = Separator(PermutingModel(), clip_len=clip_len, overlap=overlap)
     next_frame = 0
-    for start, layers, inputs in sep.stream(windows()):
+    for start, layers, inputs in sep.stream(Reader()):
         t = layers.shape[2]
         assert start == next_frame and inputs.shape[1] == t <= clip_len
-        assert consumed - (start + t) <= overlap  # frames pending inside the stream
-        expected = frames[:, start : start + t]
+        assert consumed - (start + t) <= overlap + 3 * clip_len  # frames pending or decoded ahead
+        expected = quantised[:, start : start + t]
         torch.testing.assert_close(layers[0], 0.25 * expected, atol=1e-5, rtol=0)
         torch.testing.assert_close(inputs, expected)
         next_frame = start + t
     assert next_frame == total
+
+
+def test_stream_of_a_tensor_equals_separate() -> None:
+    frames = random_frames(29, 9, 10)
+    sep = Separator(PermutingModel(), clip_len=8, overlap=3)
+    chunks = [(start, layers, inputs) for start, layers, inputs in sep.stream(frames)]
+    assert [s for s, _, _ in chunks] == sorted({s for s, _, _ in chunks})
+    torch.testing.assert_close(torch.cat([i for _, _, i in chunks], 1), frames)
+    torch.testing.assert_close(
+        torch.cat([x for _, x, _ in chunks], 2),
+        separate(PermutingModel(), frames, clip_len=8, overlap=3),
+        atol=1e-6,
+        rtol=0,
+    )

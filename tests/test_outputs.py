@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
-import centrifuge.outputs
+import centrifuge.inference
 import centrifuge.pretrained
+import centrifuge.separation
 from centrifuge.cli import main
 from centrifuge.errors import CentrifugeError
 from centrifuge.inference import Separator
 from centrifuge.models.registry import build_model
-from centrifuge.outputs import (
+from centrifuge.results import result_lock, safe_name
+from centrifuge.separation import (
     SeparateOptions,
-    _result_lock,
     check_window_memory,
-    safe_name,
     separate_file,
     window_bytes,
 )
@@ -115,7 +115,7 @@ def test_two_inputs_never_share_a_folder_silently(
 # -- point 8: all or nothing ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("step", ["save_png", "_write_preview", "write_report"])
+@pytest.mark.parametrize("step", ["write_contact_sheet", "write_preview", "write_report"])
 def test_a_late_failure_leaves_no_result_and_keeps_the_earlier_one(
     step: str, tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -127,7 +127,7 @@ def test_a_late_failure_leaves_no_result_and_keeps_the_earlier_one(
     def fail(*args, **kwargs):
         raise RuntimeError(f"{step} failed")
 
-    monkeypatch.setattr(centrifuge.outputs, step, fail)
+    monkeypatch.setattr(centrifuge.separation, step, fail)
     assert _separate(source, "-o", out, "--force") == 1
     assert {p.name: p.read_bytes() for p in (out / "clip").iterdir()} == earlier
     assert sorted(out.iterdir()) == [out / "clip"]  # no work folder, no lock left
@@ -148,7 +148,7 @@ def test_a_result_folder_in_use_is_refused_with_exit_2(
     source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
     out = tmp_path / "out"
     out.mkdir()
-    with _result_lock(out / "clip"):
+    with result_lock(out / "clip"):
         assert _separate(source, "-o", out) == 2
         _one_error_line(capsys, str(out / "clip"), "in use")
         assert not model.shapes or not (out / "clip").exists()
@@ -225,7 +225,7 @@ def test_native_windows_that_do_not_fit_are_refused_naming_settings_that_fit(
 ) -> None:
     source = write_test_video(tmp_path / "big.mp4", random_frames(3, 360, 640), lossless=False)
     limit = window_bytes((360, 640), 12, 2)  # room for 12 native frames
-    monkeypatch.setattr(centrifuge.outputs, "available_memory", lambda: limit)
+    monkeypatch.setattr(centrifuge.separation, "available_memory", lambda: limit)
     assert _separate(source, "-o", tmp_path / "out", "--clip-len", "32") == 2
     line = _one_error_line(capsys, str(source), "GiB", "--size", "--clip-len 12")
     assert not model.shapes and not (tmp_path / "out" / "big").exists()
@@ -249,22 +249,22 @@ def test_with_size_frames_are_resized_while_decoding(
         seen.append(tuple(frames.shape))
         return frames
 
-    monkeypatch.setattr(centrifuge.video.io, "to_frames_tensor", record)
+    monkeypatch.setattr(centrifuge.inference, "to_frames_tensor", record)
     limit = window_bytes((32, 57), 32, 2)  # far less than one native window
-    options = SeparateOptions(clip_len=32, size=32, memory_limit=limit)
+    options = SeparateOptions(memory_limit=limit)
     separator = Separator(model, clip_len=32, overlap=8, size=32)
     report = separate_file(separator, source, tmp_path / "out", options)
     assert {s[-2:] for s in seen} == {(32, 57)}  # decoded windows
     assert {s[-2:] for s in model.shapes} == {(32, 64)}  # padded to the stride, never native
     assert (report["width"], report["height"], report["frames"]) == (1280, 720, 5)
     with pytest.raises(CentrifugeError, match="--size"):
-        check_window_memory(source, (720, 1280), options, 2)
+        check_window_memory(source, (720, 1280), clip_len=32, overlap=8, n_outputs=2, limit=limit)
 
 
 def test_a_real_tiny_model_separates_at_the_processing_size(tmp_path: Path) -> None:
     source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 96, 128))
     separator = Separator(build_model("tiny").eval(), clip_len=8, overlap=2, size=48)
-    report = separate_file(separator, source, tmp_path / "out", SeparateOptions(size=48))
+    report = separate_file(separator, source, tmp_path / "out")
     assert (report["width"], report["height"], report["frames"]) == (128, 96, 6)
 
 
@@ -274,12 +274,12 @@ def test_a_full_disk_or_forbidden_folder_anywhere_is_one_line_exit_2(
     """Any command (train's checkpoints, evaluate's JSON...): the machine's state, not a bug."""
     import errno
 
-    import centrifuge.cli
+    import centrifuge.cli.tools
 
     def full(args):
         raise OSError(errno.ENOSPC, "No space left on device", "/runs/x/last.pt")
 
-    monkeypatch.setattr(centrifuge.cli, "_cmd_models", full)
+    monkeypatch.setattr(centrifuge.cli.tools, "cmd_models", full)
     assert main(["models"]) == 2
     assert capsys.readouterr().err.strip() == (
         "centrifuge models: error: /runs/x/last.pt: No space left on device."
@@ -288,6 +288,6 @@ def test_a_full_disk_or_forbidden_folder_anywhere_is_one_line_exit_2(
     def bug(args):
         raise OSError(errno.EBADF, "Bad file descriptor")
 
-    monkeypatch.setattr(centrifuge.cli, "_cmd_models", bug)
+    monkeypatch.setattr(centrifuge.cli.tools, "cmd_models", bug)
     assert main(["models"]) == 1  # a bad descriptor is ours: still an internal error
     assert "internal error" in capsys.readouterr().err

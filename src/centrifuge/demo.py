@@ -20,10 +20,10 @@ from PIL import Image
 
 from centrifuge.data.blend import blend
 from centrifuge.errors import CentrifugeError
-from centrifuge.inference import Separator, separate
+from centrifuge.inference import Separator
 from centrifuge.losses import pit_loss, reorder_layers
-from centrifuge.metrics import psnr
-from centrifuge.outputs import SeparateOptions, separate_file
+from centrifuge.metrics import identity_baseline, psnr
+from centrifuge.separation import SeparateOptions, separate_file
 from centrifuge.utils import atomic_path
 from centrifuge.video.io import probe_video, read_video, write_video
 from centrifuge.video.transforms import center_crop
@@ -89,22 +89,22 @@ def run_demo(
     write_video(mixture_path, mixture, fps, overwrite=force)
     for i, layer in enumerate(layers, start=1):
         write_video(out / f"true_layer_{i}.mp4", layer, fps, overwrite=force)
-    separator = Separator(model, clip_len=32, overlap=8, device=device)
+    chunks: list[torch.Tensor] = []  # the float layers, scored below: the model runs once
     report = separate_file(
-        separator,
+        Separator(model, device=device),
         mixture_path,
         out,
         SeparateOptions(force=force),
         model_name=model_name,
         progress=progress,
         on_step=on_step,
+        on_layers=lambda start, layers: chunks.append(layers),
     )
     if on_step is not None:
         on_step("scoring against the true layers")
-    with torch.inference_mode():
-        pred = separate(model, mixture, clip_len=32, overlap=8, device=device)  # [N, C, T, H, W]
+    pred = torch.cat(chunks, dim=2)  # [N, C, T, H, W] of the decoded blend
     loss, match = pit_loss(pred[None], layers[None])
-    identity, _ = pit_loss(mixture[None, None].expand(1, 2, -1, -1, -1, -1), layers[None])
+    identity, _ = pit_loss(identity_baseline(mixture[None], 2), layers[None])
     matched = reorder_layers(pred[None], match)[0]
     chosen = [layer["index"] for layer in report["layers"]]
     sheet = _true_beside_separated(mixture, layers, pred[chosen])
@@ -117,7 +117,7 @@ def run_demo(
         "loss": {"model": float(loss), "identity": float(identity)},
         "psnr_db": {
             "model": float(psnr(matched, layers).mean()),
-            "identity": float(psnr(mixture[None].expand_as(layers), layers).mean()),
+            "identity": float(psnr(identity_baseline(mixture[None], 2)[0], layers).mean()),
         },
         "outputs": str(out / mixture_path.stem),
         "contact_sheet": str(out / "contact.png"),

@@ -17,16 +17,23 @@ Memory is bounded by one window, not by the video. Everything runs under ``torch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 
+from centrifuge import defaults
+from centrifuge.background import prefetch
 from centrifuge.losses.pairwise import pairwise_l1_grad
 from centrifuge.losses.pit import best_assignment
 from centrifuge.models.fuse import fold_batchnorm
-from centrifuge.video.clips import triangular_weights
-from centrifuge.video.io import resized_shape
+from centrifuge.video.clips import (
+    OverlapAdd,
+    sliding_windows,
+    tile_starts,
+    triangular_weights,
+    window_starts,
+)
+from centrifuge.video.io import VideoReader, resized_shape, to_frames_tensor
 from centrifuge.video.transforms import pad_to_multiple, resize, shrink, unpad
 
 __all__ = ["STRIDES", "Separator", "align_order", "separate"]
@@ -48,41 +55,34 @@ def align_order(pred: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return match[0]
 
 
-def _tiles(length: int, tile: int, overlap: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    hop = tile - overlap
-    starts = list(range(0, length - tile + 1, hop))
-    if starts[-1] + tile < length:
-        starts.append(length - tile)
-    return starts
-
-
 class Separator:
-    """Applies a model to videos of any length and resolution.
+    """Applies a model to videos of any length and resolution: the one owner of windowing.
 
     Args:
         model: a :class:`~centrifuge.models.CentrifugeNet` (put in eval mode here).
         clip_len: frames per window.
         overlap: frames shared by consecutive windows (cross-faded).
-        size: process at this shortest side and resize the layers back (``None`` = native).
+        size: process at this shortest side (``None`` = native); the layers come back at the size
+            of the frames given.
         tile: largest processed tile side in pixels; larger frames are tiled (``None`` = never).
         tile_overlap: pixels shared by neighbouring tiles.
-        device: where the model runs; ``dtype`` bf16 autocast is used on CUDA when asked.
+        device: where the model runs.
+        bf16: bf16 autocast (CUDA only; ``None``: on CUDA).
+        channels_last: run the model on channels-last (NDHWC) tensors.
     """
 
     def __init__(
         self,
         model: torch.nn.Module,
         *,
-        clip_len: int = 32,
-        overlap: int = 8,
+        clip_len: int = defaults.CLIP_LEN,
+        overlap: int = defaults.OVERLAP,
         size: int | None = None,
-        tile: int | None = None,
-        tile_overlap: int = 32,
+        tile: int | None = defaults.TILE,
+        tile_overlap: int = defaults.TILE_OVERLAP,
         device: torch.device | str = "cpu",
-        bf16: bool = False,
-        channels_last: bool = False,
+        bf16: bool | None = None,
+        channels_last: bool = True,
     ) -> None:
         if clip_len < 1 or not 0 <= overlap < clip_len:
             raise ValueError(f"need clip_len > overlap >= 0, got {clip_len} and {overlap}")
@@ -97,7 +97,9 @@ class Separator:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         self.clip_len, self.overlap, self.size = clip_len, overlap, size
         self.tile, self.tile_overlap = tile, tile_overlap
-        self.bf16 = bf16 and self.device.type == "cuda"
+        self.bf16 = (self.device.type == "cuda" if bf16 is None else bf16) and (
+            self.device.type == "cuda"
+        )
         self.n_outputs = int(getattr(model, "n_outputs", 2))
 
     # -- one window ---------------------------------------------------------------------------
@@ -115,31 +117,21 @@ class Separator:
         tile = self.tile
         if tile is None or (h <= tile and w <= tile):
             return self._forward(x)
-        out = torch.zeros(self.n_outputs, 3, t, h, w)
-        weight = torch.zeros(1, 1, 1, h, w)
-        for top in _tiles(h, tile, self.tile_overlap):
-            for left in _tiles(w, tile, self.tile_overlap):
-                th, tw = min(tile, h), min(tile, w)
-                pred = self._forward(x[:, :, top : top + th, left : left + tw])
-                region = (
-                    slice(None),
-                    slice(None),
-                    slice(None),
-                    slice(top, top + th),
-                    slice(left, left + tw),
-                )
-                seen = weight[region] > 0
+        acc = OverlapAdd.on_canvas((self.n_outputs, 3, t, h, w), (1, 1, 1, h, w))
+        th, tw = min(tile, h), min(tile, w)
+        wt = (triangular_weights(th)[:, None] * triangular_weights(tw)[None, :]).reshape(
+            1, 1, 1, th, tw
+        )
+        for top in tile_starts(h, tile, self.tile_overlap):
+            for left in tile_starts(w, tile, self.tile_overlap):
+                region = (..., slice(top, top + th), slice(left, left + tw))
+                pred = self._forward(x[region])
+                done, seen = acc.covered(region)
                 if seen.any():  # align this tile's layer order to the tiles already placed
                     mask = seen.expand_as(pred)
-                    done = out[region] / weight[region].clamp_min(1e-8)
-                    order = align_order(pred * mask, done * mask)
-                    pred = pred[order]
-                wy = triangular_weights(th)[:, None]
-                wx = triangular_weights(tw)[None, :]
-                wt = (wy * wx).reshape(1, 1, 1, th, tw)
-                out[region] += pred * wt
-                weight[region] += wt
-        return out / weight
+                    pred = pred[align_order(pred * mask, done * mask)]
+                acc.add(region, pred, wt)
+        return acc.finished()
 
     def window(self, frames: torch.Tensor) -> torch.Tensor:
         """Separate one window: ``[C, t, H, W]`` in ``[0, 1]`` -> ``[N, C, t, H, W]``."""
@@ -153,73 +145,78 @@ class Separator:
                 pred = resize(pred, h, w)
         return pred
 
-    # -- a stream of windows ------------------------------------------------------------------
+    # -- a whole video ------------------------------------------------------------------------
+    def windows(self, source: VideoReader | torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
+        """``(start, frames [C, t, H, W])`` windows of ``clip_len`` frames overlapping by
+        ``overlap`` (:func:`~centrifuge.video.clips.sliding_windows`), cut from a reader (decoded
+        in a background thread, one window ahead) or from frames ``[C, T, H, W]`` in memory."""
+        if isinstance(source, torch.Tensor):
+            for start in window_starts(source.shape[1], self.clip_len, self.overlap):
+                yield start, source[:, start : start + self.clip_len]
+            return
+        cut = sliding_windows(source.frames(), self.clip_len, self.overlap)
+        yield from prefetch((start, to_frames_tensor(frames)) for start, frames in cut)
+
     def stream(
-        self, windows: Iterable[tuple[int, torch.Tensor]]
+        self, source: VideoReader | torch.Tensor
     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        """Separate successive windows ``(start, [C, t, H, W])`` that overlap by ``overlap`` frames
-        (as :meth:`~centrifuge.video.io.VideoReader.windows` yields them).
+        """Separate a whole video window by window (:meth:`windows`).
 
         Yields ``(start, layers [N, C, t', H, W], frames [C, t', H, W])``: finished layer frames
-        with the input frames they come from, in order, each frame exactly once.
+        with the input frames they come from, in order, each frame exactly once. Memory is bounded
+        by one window.
         """
-        pending: torch.Tensor | None = None  # weighted sums of frames not finished yet
-        pending_w: torch.Tensor | None = None
-        pending_in: torch.Tensor | None = None  # the input frames of ``pending``
-        pending_start = 0
+        layers = OverlapAdd(dim=2)
+        inputs: list[torch.Tensor] = []  # input frames of what ``layers`` holds, one per frame
         previous: torch.Tensor | None = None  # last window's (reordered) outputs
         previous_start = 0
-        for start, frames in windows:
-            pred = self.window(frames)  # [N, C, t, H, W]
-            t = pred.shape[2]
-            if previous is not None:
-                # align on the frames both windows hold; without overlap, on either side of the cut
-                offset = start - previous_start
-                shared = min(previous.shape[2] - offset, t)
-                if shared > 0:
-                    reference = previous[:, :, offset : offset + shared]
-                    order = align_order(pred[:, :, :shared], reference)
-                else:
-                    order = align_order(pred[:, :, :1], previous[:, :, -1:])
-                pred = pred[order]
-            weights = triangular_weights(t).reshape(1, 1, t, 1, 1)
-            if pending is None:
-                pending, pending_w, pending_start = pred * weights, weights.clone(), start
-                pending_in = frames
-            else:
-                offset = start - pending_start
-                grow = offset + t - pending.shape[2]
-                if grow > 0:
-                    pending = F.pad(pending, (0, 0, 0, 0, 0, grow))
-                    pending_w = F.pad(pending_w, (0, 0, 0, 0, 0, grow))
-                    pending_in = torch.cat([pending_in, frames[:, t - grow :]], dim=1)
-                pending[:, :, offset : offset + t] += pred * weights
-                pending_w[:, :, offset : offset + t] += weights
-            previous, previous_start = pred, start
-            # frames before the next window's first frame will not change any more
-            done = start + t - self.overlap - pending_start
-            if done > 0:
-                yield (
-                    pending_start,
-                    pending[:, :, :done] / pending_w[:, :, :done],
-                    pending_in[:, :done],
-                )
-                pending, pending_w = pending[:, :, done:].clone(), pending_w[:, :, done:].clone()
-                pending_in = pending_in[:, done:]
-                pending_start += done
-        if pending is not None and pending.shape[2] > 0:
-            yield pending_start, pending / pending_w, pending_in
+        windows = self.windows(source)
+        try:
+            for start, frames in windows:
+                pred = self.window(frames)  # [N, C, t, H, W]
+                if previous is not None:
+                    pred = pred[_order_after(pred, previous, start - previous_start)]
+                t = pred.shape[2]
+                inputs.extend(frames[:, max(0, layers.end - start) :].unbind(1))
+                layers.add(start, pred, triangular_weights(t).reshape(1, 1, t, 1, 1))
+                previous, previous_start = pred, start
+                # frames before the next window's first frame will not change any more
+                yield from _finished(layers, inputs, start + t - self.overlap)
+            yield from _finished(layers, inputs, None)
+        finally:
+            windows.close()
+
+
+def _order_after(pred: torch.Tensor, previous: torch.Tensor, offset: int) -> torch.Tensor:
+    """Order of a window's outputs ``[N, C, t, H, W]`` that continues ``previous`` (the window
+    starting ``offset`` frames earlier): matched on the frames both hold, or without overlap on
+    either side of the cut."""
+    shared = min(previous.shape[2] - offset, pred.shape[2])
+    if shared > 0:
+        return align_order(pred[:, :, :shared], previous[:, :, offset : offset + shared])
+    return align_order(pred[:, :, :1], previous[:, :, -1:])
+
+
+def _finished(
+    layers: OverlapAdd, inputs: list[torch.Tensor], upto: int | None
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+    start = layers.start
+    done = layers.pop_finished(upto)
+    if done is not None:
+        t = done.shape[2]
+        yield start, done, torch.stack(inputs[:t], dim=1)
+        del inputs[:t]
 
 
 def separate(
     model: torch.nn.Module,
     frames: torch.Tensor,
     *,
-    clip_len: int = 32,
-    overlap: int = 8,
+    clip_len: int = defaults.CLIP_LEN,
+    overlap: int = defaults.OVERLAP,
     size: int | None = None,
-    tile: int | None = None,
-    tile_overlap: int = 32,
+    tile: int | None = defaults.TILE,
+    tile_overlap: int = defaults.TILE_OVERLAP,
     device: torch.device | str = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
@@ -244,18 +241,8 @@ def separate(
         device=device,
     )
     total = frames.shape[1]
-    hop = clip_len - overlap
-
-    def windows() -> Iterator[tuple[int, torch.Tensor]]:
-        start = 0
-        while True:
-            yield start, frames[:, start : start + clip_len]
-            if start + clip_len >= total:
-                return
-            start += hop
-
     chunks = []
-    for start, chunk, _ in sep.stream(windows()):
+    for start, chunk, _ in sep.stream(frames):
         chunks.append(chunk)
         if progress is not None:
             progress(start + chunk.shape[2], total)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from centrifuge.losses.pairwise import video_loss
+from centrifuge.losses.pit import most_dissimilar_pair
 from centrifuge.utils import atomic_path
 from centrifuge.video.transforms import shrink
 
@@ -55,10 +56,7 @@ class LayerStats:
         closeness to the input. So ``layer_1``/``layer_2`` name the same layers in both modes.
         """
         n = len(self.to_input)
-        between = self.between.clone()
-        between.fill_diagonal_(-1.0)
-        flat = int(torch.argmax(torch.triu(between + 1.0, diagonal=1)))
-        pair = sorted({flat // n, flat % n}, key=self._closeness)
+        pair = sorted(most_dissimilar_pair(self.between[None])[0].tolist(), key=self._closeness)
         if which != "all":
             return pair
         return pair + sorted(set(range(n)) - set(pair), key=self._closeness)

@@ -23,6 +23,7 @@ __all__ = [
     "diversity",
     "diversity_loss",
     "most_dissimilar",
+    "most_dissimilar_pair",
     "pit_loss",
     "recomposition_loss",
     "reorder_layers",
@@ -134,7 +135,12 @@ def diversity(pred: torch.Tensor) -> torch.Tensor:
 def most_dissimilar(pred: torch.Tensor) -> torch.Tensor:
     """The two most dissimilar outputs (paper Sec. 3.2): int64 ``[B, 2]``, ``i < j``, maximising
     ``l(O_i, O_j)``."""
-    pw = _output_pairs(pred)
+    return most_dissimilar_pair(_output_pairs(pred))
+
+
+def most_dissimilar_pair(pw: torch.Tensor) -> torch.Tensor:
+    """The pair ``i < j`` with the largest ``pw[b, i, j]`` (a symmetric matrix of distances
+    between outputs, ``[B, N, N]``): int64 ``[B, 2]``; the first such pair on a tie."""
     n = pw.shape[-1]
     upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=pw.device), diagonal=1)
     flat = pw.masked_fill(~upper, float("-inf")).flatten(1).argmax(dim=1)  # [B]

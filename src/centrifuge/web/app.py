@@ -29,8 +29,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from centrifuge import defaults
 from centrifuge.errors import CentrifugeError
-from centrifuge.outputs import SeparateOptions, safe_name
+from centrifuge.results import safe_name
 from centrifuge.web.jobs import Job, JobQueue, Limits, check_upload, display_name
 
 __all__ = ["create_app", "listen", "run_server"]
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 STATIC = resources.files("centrifuge.web") / "static"
 SIZES = ("native", "112", "160", "224", "320", "480")
 DEFAULT_SIZE = "224"
-STEP = SeparateOptions.clip_len - SeparateOptions.overlap  # frames between progress reports
+STEP = defaults.CLIP_LEN - defaults.OVERLAP  # frames between progress reports
 MODEL_NOTES = {
     "small": "The bundled small model was trained on blends of two videos. On such blends it gets "
     "0.848x the loss of returning the input unchanged (64 validation blends); on real videos it "
@@ -56,10 +57,11 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 
 def _separate_job(job: Job, model, progress: Callable[[int, int], None], *, out_dir, device):
     """One job through the library calls of ``centrifuge separate``, with its default options."""
-    from centrifuge.outputs import separate_file, separator_for
+    from centrifuge.inference import Separator
+    from centrifuge.separation import SeparateOptions, separate_file
 
-    options = SeparateOptions(size=job.size, layers=job.layers, force=False)
-    separator = separator_for(model, options, device)
+    options = SeparateOptions(layers=job.layers, force=False)
+    separator = Separator(model, size=job.size, device=device)
     # the upload is OUT/.web/<id>/<folder>.<ext>: its stem names OUT/<folder>/, as on the CLI
     return separate_file(
         separator, job.input, out_dir, options, model_name=job.model, progress=progress

@@ -8,8 +8,8 @@ then the CLI's own probe runs and one frame is decoded, so a bad file gets the s
 
 Jobs run one at a time in one thread, with each model loaded once, through the library calls of
 ``centrifuge separate`` (:class:`~centrifuge.inference.Separator` and
-:func:`~centrifuge.outputs.separate_file`): the results land in ``OUT/<name>-<id>/`` with the same
-files as ``centrifuge separate -o OUT``. Uploads and job records live in ``OUT/.web/<id>/``.
+:func:`~centrifuge.separation.separate_file`): the results land in ``OUT/<name>-<id>/`` with the
+same files as ``centrifuge separate -o OUT``. Uploads and job records live in ``OUT/.web/<id>/``.
 """
 
 from __future__ import annotations

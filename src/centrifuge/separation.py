@@ -1,0 +1,377 @@
+"""``centrifuge separate`` for files: plan -> pass 1 -> choose the layers -> preview -> report.
+
+* plan: probe the input, name its result files (:mod:`centrifuge.results`), refuse a window that
+  would not fit in memory;
+* pass 1 streams the input through :class:`~centrifuge.inference.Separator` (decoding in its own
+  thread) and encodes all N layers in another thread into hidden files, while it measures, per
+  layer, its distance to the input and to the other layers (:class:`~centrifuge.report.LayerStats`);
+* choose: ``layer_1`` and ``layer_2`` are the two most dissimilar outputs (paper Sec. 3.2), the one
+  closer to the input first; ``--layers all`` adds the others after them;
+* :mod:`centrifuge.preview` writes ``preview.mp4`` and ``contact.png`` from the layer files;
+* ``report.json`` (settings, version, per-layer statistics) comes last.
+
+A still image gives PNG layers instead (:mod:`centrifuge.stills`). The whole result appears at
+once or not at all (:func:`~centrifuge.results.staged_result`); nothing is overwritten without
+``force``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+from centrifuge.errors import CentrifugeError
+from centrifuge.inference import Separator
+from centrifuge.preview import write_contact_sheet, write_preview
+from centrifuge.report import LayerStats, build_report, write_report
+from centrifuge.results import result_files, safe_name, staged_result
+from centrifuge.stills import is_still, separate_still
+from centrifuge.utils import available_memory
+from centrifuge.video.io import VideoReader, VideoWriter, resized_shape, to_uint8_frames
+from centrifuge.video.transforms import resize
+
+__all__ = [
+    "SeparateOptions",
+    "check_window_memory",
+    "separate_file",
+    "separate_inputs",
+    "window_bytes",
+]
+
+RESIZE_BYTES = 64 << 20  # layers are brought back to the input size this many bytes at a time
+
+
+@dataclass(frozen=True)
+class SeparateOptions:
+    """What to write (the windows, sizes and tiles belong to the :class:`Separator`)."""
+
+    layers: Literal["2", "all"] = "2"
+    force: bool = False
+    memory_limit: int | None = None  # bytes a window may take (None: the memory available now)
+
+
+class _Encoder:
+    """Encodes layer chunks in a background thread, resizing them to the writers' size there (a
+    few frames at a time, so that full-resolution layers are never held for a whole window)."""
+
+    def __init__(self, writers: list[VideoWriter], shape: tuple[int, int]) -> None:
+        self.writers = writers
+        self.shape = shape
+        self.q: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._work, daemon=True)
+        self.thread.start()
+
+    def _write(self, chunk: list[torch.Tensor | np.ndarray]) -> None:
+        h, w = self.shape
+        step = max(1, RESIZE_BYTES // (12 * h * w))  # float32 RGB frames per resize
+        for writer, layer in zip(self.writers, chunk):
+            if isinstance(layer, np.ndarray):
+                writer.write(layer)
+                continue
+            for t in range(0, layer.shape[1], step):
+                writer.write(to_uint8_frames(resize(layer[:, t : t + step], h, w)))
+
+    def _work(self) -> None:
+        while (chunk := self.q.get()) is not None:
+            if self.error is not None:
+                continue
+            try:
+                self._write(chunk)
+            except BaseException as exc:
+                self.error = exc
+
+    def put(self, layers: torch.Tensor) -> None:
+        """Queue layers ``[N, C, t, h, w]`` in ``[0, 1]``, any ``h, w`` (resized in the thread)."""
+        if self.error is not None:
+            raise self.error
+        if layers.shape[-2:] == self.shape:
+            self.q.put([to_uint8_frames(layer) for layer in layers])  # 4x smaller than floats
+        else:
+            self.q.put(list(layers))
+
+    def stop(self) -> None:
+        """Wait until the thread has written (or, after an error, skipped) what is queued and ends.
+
+        The writers must not be closed or aborted before: FFmpeg crashes on a container closed
+        while another thread encodes into it.
+        """
+        if self.thread.is_alive():
+            self.q.put(None)
+            self.thread.join()
+
+    def finish(self) -> None:
+        self.stop()
+        if self.error is not None:
+            raise self.error
+
+
+def window_bytes(shape: tuple[int, int], clip_len: int, n_outputs: int) -> int:
+    """Estimated peak memory of separating windows of ``clip_len`` frames of ``shape = (H, W)``
+    (processing size) into ``n_outputs`` layers: the decoded window and its float copy, the layers
+    being predicted, cross-faded and queued for encoding (each float32 RGB)."""
+    h, w = shape
+    return clip_len * h * w * 12 * (4 + 4 * n_outputs)
+
+
+def check_window_memory(
+    path: Path,
+    shape: tuple[int, int],
+    *,
+    clip_len: int,
+    overlap: int,
+    n_outputs: int,
+    limit: int | None = None,
+) -> None:
+    """Refuse, before any work, windows of ``clip_len`` frames of ``shape = (H, W)`` (processing
+    size) into ``n_outputs`` layers that would not fit in memory, naming settings that do.
+
+    Raises:
+        CentrifugeError: the window needs more than ``limit`` bytes (default: the memory available
+        now).
+    """
+    limit = limit if limit is not None else available_memory()
+    n = n_outputs
+    need = window_bytes(shape, clip_len, n)
+    if limit is None or need <= limit:
+        return
+    h, w = shape
+    frames = int(limit // window_bytes(shape, 1, n))
+    fits = []
+    if frames > overlap:
+        fits.append(f"--clip-len {frames}")
+    elif frames >= 2:
+        fits.append(f"--clip-len {frames} --overlap {frames // 4}")
+    short = min(h, w)
+    while short > 32 and window_bytes(resized_shape(h, w, short), clip_len, n) > limit:
+        short = max(32, short * 3 // 4 // 16 * 16)
+    if window_bytes(resized_shape(h, w, short), clip_len, n) <= limit:
+        fits.insert(0, f"--size {short}")
+    advice = " or ".join(fits) or "a smaller --clip-len and --size"
+    raise CentrifugeError(
+        f"{path}: windows of {clip_len} frames at {w}x{h} need about "
+        f"{need / 2**30:.1f} GiB of memory, {limit / 2**30:.1f} GiB is available: "
+        f"pass {advice}."
+    )
+
+
+def separate_file(
+    separator: Separator,
+    input_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: SeparateOptions = SeparateOptions(),
+    *,
+    model_name: str = "custom",
+    progress: Callable[[int, int], None] | None = None,
+    on_step: Callable[[str], None] | None = None,
+    on_layers: Callable[[int, torch.Tensor], None] | None = None,
+) -> dict:
+    """Separate one video or still image into ``out_dir/<name>/``; returns the report (also
+    report.json). ``<name>`` is :func:`~centrifuge.results.safe_name` of the input's stem.
+
+    ``progress(done, total)`` is called with 0 before the first frame and after every window;
+    ``on_step(text)`` announces the steps after the frames are separated ("writing preview");
+    ``on_layers(start, layers)`` receives every finished chunk of all N layers, in output order,
+    before encoding (``[N, C, t, h, w]`` floats, not clamped, at the processing size; videos only).
+
+    Raises:
+        CentrifugeError: the input cannot be read, the window does not fit in memory, the results
+        exist (without ``force``), another run is writing them, or they cannot be written (one line
+        naming the folder and the cause: read-only, full disk...).
+    """
+    input_path = Path(input_path)
+    reader = VideoReader(input_path, size=separator.size)  # decodes at the processing size
+    n, limit = separator.n_outputs, options.memory_limit
+    if is_still(input_path):  # one frame, whose layers come back at the image's own size
+        native = (reader.info.height, reader.info.width)
+        check_window_memory(input_path, native, clip_len=1, overlap=0, n_outputs=n, limit=limit)
+    else:
+        check_window_memory(
+            input_path,
+            reader.shape,
+            clip_len=separator.clip_len,
+            overlap=separator.overlap,
+            n_outputs=n,
+            limit=limit,
+        )
+    with staged_result(out_dir, safe_name(input_path.stem), options.force) as (stage, work):
+        if progress is not None:
+            progress(0, reader.info.frames)
+        return _separate_into(
+            separator, reader, stage, work, options, model_name, progress, on_step, on_layers
+        )
+
+
+def _separate_into(
+    separator: Separator,
+    reader: VideoReader,
+    stage: Path,
+    work: Path,
+    options: SeparateOptions,
+    model_name: str,
+    progress: Callable[[int, int], None] | None,
+    on_step: Callable[[str], None] | None,
+    on_layers: Callable[[int, torch.Tensor], None] | None,
+) -> dict:
+    """Write the layers, preview, contact sheet and report of ``reader``'s input into ``stage``."""
+    started = time.monotonic()
+    info = reader.info
+    n = separator.n_outputs
+    still = is_still(reader.path)
+    paths = result_files(stage, n if options.layers == "all" else 2, still)
+    if still:
+        chosen, stats = separate_still(
+            separator, reader.path, paths["layers"], paths["contact"], options.layers
+        )
+        done = 1
+        if progress is not None:
+            progress(1, 1)
+    else:
+        produced, stats, done = _pass_one(separator, reader, work, progress, on_layers)
+        chosen = stats.choose(options.layers)
+        for src, dst in zip((produced[i] for i in chosen), paths["layers"]):
+            os.replace(src, dst)
+        if on_step is not None:
+            on_step("writing preview")
+        shape = (info.height, info.width)
+        contact = write_preview(
+            reader.path, paths["layers"], paths["preview"], info.rate, shape, done
+        )
+        write_contact_sheet(contact, paths["contact"])
+    report = build_report(
+        input_path=reader.path,
+        model_name=model_name,
+        device=str(separator.device),
+        frames=done,
+        fps=info.fps,
+        shape=(info.height, info.width),
+        n_outputs=n,
+        layer_files=paths["layers"],
+        chosen=chosen,
+        stats=stats,
+        preview=paths["preview"],
+        contact=paths["contact"],
+        settings={
+            "model": model_name,
+            "layers": options.layers,
+            "size": separator.size or "native",
+            "clip_len": separator.clip_len,
+            "overlap": separator.overlap,
+            "tile": separator.tile,
+        },
+        seconds=time.monotonic() - started,
+        extra={"fps_source": info.rate_source},
+    )
+    write_report(report, paths["report"])
+    return report
+
+
+def _pass_one(
+    separator: Separator,
+    reader: VideoReader,
+    work: Path,
+    progress: Callable[[int, int], None] | None,
+    on_layers: Callable[[int, torch.Tensor], None] | None,
+) -> tuple[list[Path], LayerStats, int]:
+    """Separate the whole video, encoding all N layers into ``work`` while measuring them.
+    Returns the layer files (in output order), the statistics and the frame count."""
+    info = reader.info
+    shape = (info.height, info.width)
+    raw = [
+        VideoWriter(
+            work / f"out_{i}.mp4",
+            fps=info.rate,
+            width=shape[1],
+            height=shape[0],
+            audio_from=reader.path,
+            threads=1,  # the model owns the cores; one encoder thread writes all layers
+        )
+        for i in range(separator.n_outputs)
+    ]
+    encoder = _Encoder(raw, shape)
+    stats = LayerStats(separator.n_outputs)
+    done = 0
+    stream = separator.stream(reader)
+    try:
+        for start, layers, frames in stream:
+            if on_layers is not None:
+                on_layers(start, layers)
+            encoder.put(layers)
+            stats.add(layers, frames)
+            done = start + layers.shape[2]
+            if progress is not None:
+                progress(done, info.frames)
+        encoder.finish()
+        return [w.close() for w in raw], stats, done
+    except BaseException:
+        stream.close()  # stops the decoding thread now, not when the traceback is dropped
+        encoder.stop()
+        for w in raw:
+            w.abort()
+        raise
+
+
+def separate_inputs(
+    separator: Separator,
+    inputs: list[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    options: SeparateOptions = SeparateOptions(),
+    *,
+    model_name: str = "custom",
+    progress: Callable[[str, int, int], None] | None = None,
+    on_step: Callable[[str, str], None] | None = None,
+) -> Iterator[tuple[str, dict | CentrifugeError]]:
+    """Separate several videos; yields ``(input, report)`` or ``(input, error)`` for each, so that a
+    failing input never stops the others. Two inputs whose names map to the same result folder
+    (:func:`~centrifuge.results.safe_name`) would share it: the second one is reported as an error
+    instead.
+    """
+    stems: dict[str, str] = {}
+    for path in map(str, inputs):
+        first = stems.setdefault(safe_name(Path(path).stem), path)
+        if first != path:
+            yield (
+                path,
+                CentrifugeError(
+                    f"{path}: same result folder as {first}, whose outputs it would "
+                    "overwrite (separate it in another call or rename it)."
+                ),
+            )
+            continue
+        report_progress = report_step = None
+        if progress is not None:
+
+            def report_progress(done: int, total: int, path: str = path) -> None:
+                progress(path, done, total)
+
+        if on_step is not None:
+
+            def report_step(text: str, path: str = path) -> None:
+                on_step(path, text)
+
+        try:
+            yield (
+                path,
+                separate_file(
+                    separator,
+                    path,
+                    out_dir,
+                    options,
+                    model_name=model_name,
+                    progress=report_progress,
+                    on_step=report_step,
+                ),
+            )
+        except CentrifugeError as exc:
+            if path not in str(exc):  # every error line names its input
+                exc = type(exc)(f"{path}: {exc}")
+            yield path, exc
