@@ -24,6 +24,7 @@ class PermutingModel(torch.nn.Module):
         super().__init__()
         self.scales = scales
         self.n_outputs = len(scales)
+        self.stride = (8, 32, 32)
         self.orders = list(itertools.permutations(range(len(scales))))
         self.calls = 0
 
@@ -37,6 +38,7 @@ class CopyModel(torch.nn.Module):
     """Copies its input to every output: a perfect cross-fade gives the input back."""
 
     n_outputs = 2
+    stride = (8, 32, 32)
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         return mixture[:, None].expand(-1, self.n_outputs, -1, -1, -1, -1).clone()

@@ -33,6 +33,7 @@ class HalfModel(torch.nn.Module):
     """``(0.25 x, 0.75 x)``: cheap and deterministic; records the input shapes it sees."""
 
     n_outputs = 2
+    stride = (8, 32, 32)
 
     def __init__(self) -> None:
         super().__init__()

@@ -193,7 +193,7 @@ def evaluate(
         psnr_db={"model": mean["model"][1], "identity": mean["identity"][1]},
         ssim={"model": mean["model"][2], "identity": mean["identity"][2]},
         diversity=div_sum / n,
-        n_outputs=int(getattr(model, "n_outputs", 0)),
+        n_outputs=model.n_outputs,
         seconds=round(time.monotonic() - started, 2),
         per_pair_loss=per_pair,
     )

@@ -29,9 +29,8 @@ from centrifuge.video.clips import triangular_weights
 from centrifuge.video.io import resized_shape
 from centrifuge.video.transforms import pad_to_multiple, resize, shrink, unpad
 
-__all__ = ["STRIDES", "Separator", "align_order", "separate"]
+__all__ = ["Separator", "align_order", "separate"]
 
-STRIDES = (8, 32, 32)  # I3D's total strides in (T, H, W) up to Mixed_5c
 ALIGN_SIDE = 96  # layer order is matched on frames resized to this short side
 
 
@@ -98,12 +97,12 @@ class Separator:
         self.clip_len, self.overlap, self.size = clip_len, overlap, size
         self.tile, self.tile_overlap = tile, tile_overlap
         self.bf16 = bf16 and self.device.type == "cuda"
-        self.n_outputs = int(getattr(model, "n_outputs", 2))
+        self.n_outputs, self.stride = model.n_outputs, model.stride
 
     # -- one window ---------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[C, t, h, w]`` (any size) -> ``[N, C, t, h, w]`` on the CPU, float32."""
-        padded, orig = pad_to_multiple(x[None].to(self.device), STRIDES)
+        padded, orig = pad_to_multiple(x[None].to(self.device), self.stride)
         if self.channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last_3d)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):

@@ -27,7 +27,13 @@ import torch.distributed as dist
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader
 
-from centrifuge.checkpoint import capture_rng, restore_rng, resume_checkpoint, save_checkpoint
+from centrifuge.checkpoint import (
+    capture_rng,
+    restore_rng,
+    resume_checkpoint,
+    save_checkpoint,
+    spec_to_record,
+)
 from centrifuge.config import Config, config_from_dict, dump_config
 from centrifuge.data.bank import ClipBank
 from centrifuge.data.blend import blend, freeze_clips, make_mixtures, mixture_weights
@@ -38,7 +44,7 @@ from centrifuge.data.validation import iter_pairs, validation_pairs
 from centrifuge.errors import ConfigError, ModelError, OutputExistsError, TrainingError
 from centrifuge.kinetics import KINETICS_INIT
 from centrifuge.losses import diversity, diversity_loss, pit_loss, recomposition_loss
-from centrifuge.models.registry import build_model, model_kwargs
+from centrifuge.models.registry import build_model
 from centrifuge.pretrained import initialise_from
 from centrifuge.viz import image_grid, save_png
 
@@ -160,8 +166,6 @@ class Trainer:
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True  # fixed clip shapes: pick the fastest kernels
         torch.manual_seed(tc.seed)
-        self.model_name = config.model.name
-        self.model_kwargs = model_kwargs(config.model.name, **config.model.overrides())
         self.model = build_model(config.model.name, **config.model.overrides()).to(self.device)
         if tc.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
@@ -424,10 +428,7 @@ class Trainer:
     # -- bookkeeping --------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
-            "model_name": self.model_name,
-            "model_kwargs": {
-                k: list(v) if isinstance(v, tuple) else v for k, v in self.model_kwargs.items()
-            },
+            **spec_to_record(self.model.config),  # "model_name", "model_kwargs"
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
