@@ -243,14 +243,14 @@ def test_with_size_frames_are_resized_while_decoding(
     layer chunk is at the processing size; the layer files are at the input size."""
     source = write_test_video(tmp_path / "big.mp4", random_frames(5, 720, 1280), lossless=False)
     seen: list[tuple[int, ...]] = []
-    to_tensor = centrifuge.video.io.to_frames_tensor
+    to_tensor = centrifuge.video.read.to_frames_tensor
 
     def record(arrays):
         frames = to_tensor(arrays)
         seen.append(tuple(frames.shape))
         return frames
 
-    monkeypatch.setattr(centrifuge.video.io, "to_frames_tensor", record)
+    monkeypatch.setattr(centrifuge.video.read, "to_frames_tensor", record)
     limit = window_bytes((32, 57), 32, 2)  # far less than one native window
     options = SeparateOptions(clip_len=32, size=32, memory_limit=limit)
     separator = Separator(model, clip_len=32, overlap=8, size=32)

@@ -25,7 +25,7 @@ import centrifuge.pretrained
 from centrifuge.checkpoint import write_weights
 from centrifuge.cli import main
 from centrifuge.models.registry import build_model
-from centrifuge.video.io import probe_video, read_video
+from centrifuge.video.read import probe_video, read_video
 from conftest import random_frames, write_test_video
 
 REPORT_KEYS = {
@@ -418,7 +418,7 @@ import ctypes, json, sys
 import torch
 import centrifuge.pretrained
 from centrifuge.cli import main
-from centrifuge.video.io import VideoWriter
+from centrifuge.video.write import VideoWriter
 
 
 class Model(torch.nn.Module):

@@ -26,7 +26,7 @@ from centrifuge.losses.pairwise import pairwise_l1_grad
 from centrifuge.losses.pit import best_assignment
 from centrifuge.models.fuse import fold_batchnorm
 from centrifuge.video.clips import triangular_weights
-from centrifuge.video.io import resized_shape
+from centrifuge.video.read import resized_shape
 from centrifuge.video.transforms import pad_to_multiple, resize, shrink, unpad
 
 __all__ = ["Separator", "align_order", "separate"]
@@ -157,7 +157,7 @@ class Separator:
         self, windows: Iterable[tuple[int, torch.Tensor]]
     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
         """Separate successive windows ``(start, [C, t, H, W])`` that overlap by ``overlap`` frames
-        (as :meth:`~centrifuge.video.io.VideoReader.windows` yields them).
+        (as :meth:`~centrifuge.video.read.VideoReader.windows` yields them).
 
         Yields ``(start, layers [N, C, t', H, W], frames [C, t', H, W])``: finished layer frames
         with the input frames they come from, in order, each frame exactly once.

@@ -38,13 +38,9 @@ from centrifuge.inference import Separator
 from centrifuge.report import LayerStats, build_report, write_report
 from centrifuge.stills import is_still, separate_still
 from centrifuge.utils import available_memory
-from centrifuge.video.io import (
-    VideoReader,
-    VideoWriter,
-    resized_shape,
-    to_uint8_frames,
-)
+from centrifuge.video.read import VideoReader, resized_shape
 from centrifuge.video.transforms import resize
+from centrifuge.video.write import VideoWriter, quantize_frames
 from centrifuge.viz import image_grid, save_png
 
 __all__ = [
@@ -180,15 +176,15 @@ class _Encoder:
         self.thread = threading.Thread(target=self._work, daemon=True)
         self.thread.start()
 
-    def _write(self, chunk: list[torch.Tensor | np.ndarray]) -> None:
+    def _write(self, chunk: list[torch.Tensor]) -> None:
         h, w = self.shape
         step = max(1, RESIZE_BYTES // (12 * h * w))  # float32 RGB frames per resize
         for writer, layer in zip(self.writers, chunk):
-            if isinstance(layer, np.ndarray):
+            if layer.shape[-2:] == self.shape:  # quantised by put()
                 writer.write(layer)
                 continue
             for t in range(0, layer.shape[1], step):
-                writer.write(to_uint8_frames(resize(layer[:, t : t + step], h, w)))
+                writer.write(resize(layer[:, t : t + step], h, w))
 
     def _work(self) -> None:
         while (chunk := self.q.get()) is not None:
@@ -204,7 +200,7 @@ class _Encoder:
         if self.error is not None:
             raise self.error
         if layers.shape[-2:] == self.shape:
-            self.q.put([to_uint8_frames(layer) for layer in layers])  # 4x smaller than floats
+            self.q.put([quantize_frames(layer) for layer in layers])  # 4x smaller than floats
         else:
             self.q.put(list(layers))
 
@@ -224,12 +220,13 @@ class _Encoder:
             raise self.error
 
 
-def _label_strip(labels: list[str], width: int) -> np.ndarray:
+def _label_strip(labels: list[str], width: int) -> torch.Tensor:
+    """The labels above the preview's columns, ``[C, 16, width * len(labels)]`` in ``[0, 1]``."""
     strip = Image.new("RGB", (width * len(labels), 16), (20, 20, 20))
     draw = ImageDraw.Draw(strip)
     for i, label in enumerate(labels):
         draw.text((i * width + 4, 2), label, fill=(235, 235, 235))
-    return np.asarray(strip)
+    return torch.from_numpy(np.array(strip)).permute(2, 0, 1).float() / 255
 
 
 def _write_preview(
@@ -255,16 +252,17 @@ def _write_preview(
         target,
         fps=fps,
         width=pw * len(readers),
-        height=ph + strip.shape[0],
+        height=ph + strip.shape[1],
         audio_from=input_path,
         overwrite=force,
     )
     try:
         for t, frames in enumerate(zip(*readers)):
-            writer.write(np.concatenate([strip, np.concatenate(frames, axis=1)], axis=0)[None])
+            side_by_side = torch.cat(frames, dim=-1)  # [C, ph, pw * streams]
+            writer.write(torch.cat([strip, side_by_side], dim=-2)[:, None])
             if t in picks:
                 for row, f in zip(contact, frames):
-                    row.append(torch.from_numpy(f).permute(2, 0, 1).float() / 255)
+                    row.append(f)
         writer.close()
     except BaseException:
         writer.abort()
