@@ -16,11 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from centrifuge.data.index import find_videos
-from centrifuge.video.io import VideoReader, VideoWriter
+from centrifuge.video.read import VideoReader
+from centrifuge.video.write import VideoWriter
 from common import machine, print_table, write_json
 
 FPS = 30
@@ -36,7 +35,7 @@ def make_input(data: Path, short: int, seconds: float, path: Path) -> Path:
         while written < total:
             for video in videos:
                 for frame in VideoReader(video, shape=(short, width)):
-                    writer.write(np.ascontiguousarray(frame)[None])
+                    writer.write(frame[:, None])
                     written += 1
                     if written == total:
                         return path

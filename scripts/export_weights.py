@@ -3,9 +3,8 @@
     python scripts/export_weights.py RUN/last.pt src/centrifuge/weights/small.safetensors
     python scripts/export_weights.py RUN/last.pt OUT/small.safetensors --parts 2   # for size limits
     python scripts/export_weights.py RUN/last.pt OUT/small.safetensors --half   # fp16 parameters
-    python scripts/export_weights.py --join OUT/small.part1.safetensors OUT/small.part2.safetensors
-    \
-        src/centrifuge/weights/small.safetensors
+    python scripts/export_weights.py --join OUT/small.part1.safetensors \
+        OUT/small.part2.safetensors src/centrifuge/weights/small.safetensors
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from centrifuge.checkpoint import load_checkpoint, read_weights, write_weights
+from centrifuge.checkpoint import load_checkpoint, read_weights, spec_from_record, write_weights
 
 
 def halve(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -30,13 +29,13 @@ def halve(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def export(ckpt_path: str, out: str, parts: int, half: bool = False) -> None:
     ckpt = load_checkpoint(ckpt_path)
-    state, name, kwargs = ckpt["model"], ckpt["model_name"], ckpt["model_kwargs"]
+    state, spec = ckpt["model"], spec_from_record(ckpt, ckpt_path)
     extra = {"step": str(ckpt["step"]), "config": json.dumps(ckpt["config"])}
     if half:
         state = halve(state)
         extra["dtype"] = "float16"
     if parts == 1:
-        write_weights(state, out, model_name=name, model_kwargs=kwargs, extra=extra)
+        write_weights(state, out, spec=spec, extra=extra)
         print(out)
         return
     keys = list(state)
@@ -47,21 +46,21 @@ def export(ckpt_path: str, out: str, parts: int, half: bool = False) -> None:
         size += state[key].numel() * state[key].element_size()
         if size >= total / parts and index < parts:
             target = Path(out).with_suffix(f".part{index}.safetensors")
-            write_weights(chunk, target, model_name=name, model_kwargs=kwargs, extra=extra)
+            write_weights(chunk, target, spec=spec, extra=extra)
             print(target)
             chunk, size, index = {}, 0, index + 1
     target = Path(out).with_suffix(f".part{index}.safetensors")
-    write_weights(chunk, target, model_name=name, model_kwargs=kwargs, extra=extra)
+    write_weights(chunk, target, spec=spec, extra=extra)
     print(target)
 
 
 def join(part_paths: list[str], out: str) -> None:
-    state, name, kwargs, meta = {}, None, None, {}
+    state, spec, meta = {}, None, {}
     for path in part_paths:
-        tensors, name, kwargs, meta = read_weights(path)
+        tensors, spec, meta = read_weights(path)
         state.update(tensors)
     extra = {k: v for k, v in meta.items() if k not in ("model_name", "model_kwargs")}
-    write_weights(state, out, model_name=name, model_kwargs=kwargs, extra=extra)
+    write_weights(state, out, spec=spec, extra=extra)
     print(out)
 
 

@@ -25,7 +25,8 @@ from PIL import Image
 
 from centrifuge.data.index import find_videos
 from centrifuge.kinetics import selected_weights_path, write_selected_weights
-from centrifuge.video.io import IMAGE_EXTENSIONS, VideoReader, VideoWriter
+from centrifuge.video.read import IMAGE_EXTENSIONS, VideoReader
+from centrifuge.video.write import VideoWriter
 
 
 def reencode(src: Path, dst: Path, short: int, crf: int) -> None:
@@ -35,7 +36,7 @@ def reencode(src: Path, dst: Path, short: int, crf: int) -> None:
         dst, fps=reader.info.rate, width=w, height=h, crf=crf, preset="slow", overwrite=True
     ) as writer:
         for frame in reader:
-            writer.write(frame[None])
+            writer.write(frame[:, None])
 
 
 def main() -> None:

@@ -21,11 +21,9 @@ from conftest import random_frames, write_test_video
 
 @pytest.fixture(scope="module")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    kwargs = model_kwargs("tiny")
+    model = build_model("tiny")
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    return write_weights(
-        build_model("tiny").state_dict(), path, model_name="tiny", model_kwargs=kwargs
-    )
+    return write_weights(model.state_dict(), path, spec=model.config)
 
 
 def _rewrite(source: Path, target: Path, *, tensors=None, **meta: str) -> Path:

@@ -130,6 +130,7 @@ def test_size_means_the_short_side_everywhere() -> None:
 
 class _Half(torch.nn.Module):
     n_outputs = 2
+    stride = (8, 32, 32)
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         return torch.stack([0.5 * mixture, 0.5 * mixture + 0.1], dim=1)

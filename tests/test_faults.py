@@ -19,10 +19,10 @@ import torch
 
 import centrifuge.pretrained
 import centrifuge.separation
-import centrifuge.video.io
+import centrifuge.video.write
 from centrifuge.cli import main
 from centrifuge.models.registry import build_model
-from centrifuge.video.io import probe_video, read_video
+from centrifuge.video.read import probe_video, read_video
 from conftest import random_frames, write_test_video
 
 FINAL = {"layer_1.mp4", "layer_2.mp4", "preview.mp4", "contact.png", "report.json"}
@@ -74,7 +74,7 @@ def _in_fork(run, kill_at: int = 0) -> tuple[int, int]:
             return hooked
 
         for owner, name in [
-            (centrifuge.video.io.VideoWriter, "close"),  # each layer, then the preview
+            (centrifuge.video.write.VideoWriter, "close"),  # each layer, then the preview
             (centrifuge.separation, "write_preview"),  # the layers are in the stage folder
             (centrifuge.separation, "write_contact_sheet"),
             (centrifuge.separation, "write_report"),  # report.json

@@ -5,11 +5,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 import torch
 
 from centrifuge import Separator, separate
+from centrifuge.video.clips import sliding_windows
 from conftest import random_frames
 
 SCALES = (0.25, 0.75)
@@ -25,6 +25,7 @@ class PermutingModel(torch.nn.Module):
         super().__init__()
         self.scales = scales
         self.n_outputs = len(scales)
+        self.stride = (8, 32, 32)
         self.orders = list(itertools.permutations(range(len(scales))))
         self.calls = 0
 
@@ -38,6 +39,7 @@ class CopyModel(torch.nn.Module):
     """Copies its input to every output: a perfect cross-fade gives the input back."""
 
     n_outputs = 2
+    stride = (8, 32, 32)
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         return mixture[:, None].expand(-1, self.n_outputs, -1, -1, -1, -1).clone()
@@ -115,21 +117,24 @@ def test_stream_buffers_at_most_one_window_of_a_long_video() -> None:
     frames = random_frames(total, 4, 4)
     consumed = 0
 
-    class Reader:
-        def frames(self) -> Iterator[np.ndarray]:
-            nonlocal consumed
-            for t in range(total):
-                consumed = t + 1
-                yield (frames[:, t].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    class Reader:  # a VideoReader's windows, counting the frames decoded
+        def windows(self, clip_len: int, overlap: int) -> Iterator[tuple[int, torch.Tensor]]:
+            def decoded() -> Iterator[torch.Tensor]:
+                nonlocal consumed
+                for t in range(total):
+                    consumed = t + 1
+                    yield frames[:, t]
 
-    quantised = (frames * 255).round() / 255
+            for start, window in sliding_windows(decoded(), clip_len, overlap):
+                yield start, torch.stack(window, dim=1)
+
     sep = Separator(PermutingModel(), clip_len=clip_len, overlap=overlap)
     next_frame = 0
     for start, layers, inputs in sep.stream(Reader()):
         t = layers.shape[2]
         assert start == next_frame and inputs.shape[1] == t <= clip_len
         assert consumed - (start + t) <= overlap + 3 * clip_len  # frames pending or decoded ahead
-        expected = quantised[:, start : start + t]
+        expected = frames[:, start : start + t]
         torch.testing.assert_close(layers[0], 0.25 * expected, atol=1e-5, rtol=0)
         torch.testing.assert_close(inputs, expected)
         next_frame = start + t

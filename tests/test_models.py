@@ -5,7 +5,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from centrifuge.models import ENDPOINTS, CentrifugeNet, I3DEncoder, build_model
+from centrifuge.errors import ModelError
+from centrifuge.models import (
+    ENDPOINTS,
+    MODEL_CONFIGS,
+    CentrifugeNet,
+    I3DEncoder,
+    ModelSpec,
+    build_model,
+    model_kwargs,
+)
 from centrifuge.models.i3d import same_padding
 
 GOLDEN = Path(__file__).parent / "golden" / "tiny_forward.pt"
@@ -126,3 +135,49 @@ def test_folded_batchnorm_computes_the_same_function() -> None:
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-4)
     assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in folded.modules())
+
+
+# -- the registry: one constructor, models that know what they are -----------------------------
+
+
+@pytest.mark.parametrize("name", list(MODEL_CONFIGS))
+def test_every_registered_model_round_trips_through_safetensors(name: str, tmp_path: Path) -> None:
+    """build -> save -> load gives the same record and the same outputs."""
+    from centrifuge.checkpoint import write_weights
+    from centrifuge.pretrained import load_model
+
+    model = build_model(name).eval()
+    assert model.config == ModelSpec(name, model.config.kwargs)
+    assert model.config.kwargs == {**model.config.kwargs, **model_kwargs(name)}
+    path = write_weights(model.state_dict(), tmp_path / f"{name}.safetensors", spec=model.config)
+    loaded = load_model(path)
+    assert loaded.config == model.config
+    assert (loaded.n_outputs, loaded.stride) == (model.n_outputs, model.stride)
+    x = torch.rand(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize(
+    ("end", "stride"),
+    [("Mixed_3c", (2, 8, 8)), ("Mixed_4f", (4, 16, 16)), ("Mixed_5c", (8, 32, 32))],
+)
+def test_model_stride_is_the_encoders_total_stride(end: str, stride: tuple[int, int, int]) -> None:
+    with torch.device("meta"):
+        model = build_model("tiny", final_endpoint=end)
+    assert model.stride == stride == model.predictor.encoder.strides[end]
+
+
+def test_a_model_records_its_overrides_and_rebuilds_from_its_record() -> None:
+    model = build_model("tiny", n_outputs=3, decoder_channels=[16, 12, 8, 8, 8])
+    assert model.config.name == "tiny" and model.n_outputs == 3
+    assert model.config.kwargs["decoder_channels"] == (16, 12, 8, 8, 8)  # one spelling: a tuple
+    again = build_model(model.config)
+    assert again.config == model.config
+    assert {k: v.shape for k, v in again.state_dict().items()} == {
+        k: v.shape for k, v in model.state_dict().items()
+    }
+    with pytest.raises(ModelError):
+        build_model("tiny", no_such_option=1)
+    with pytest.raises(ModelError):
+        build_model("huge")

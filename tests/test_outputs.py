@@ -33,6 +33,7 @@ class HalfModel(torch.nn.Module):
     """``(0.25 x, 0.75 x)``: cheap and deterministic; records the input shapes it sees."""
 
     n_outputs = 2
+    stride = (8, 32, 32)
 
     def __init__(self) -> None:
         super().__init__()
@@ -242,14 +243,14 @@ def test_with_size_frames_are_resized_while_decoding(
     layer chunk is at the processing size; the layer files are at the input size."""
     source = write_test_video(tmp_path / "big.mp4", random_frames(5, 720, 1280), lossless=False)
     seen: list[tuple[int, ...]] = []
-    to_tensor = centrifuge.video.io.to_frames_tensor
+    to_tensor = centrifuge.video.read.to_frames_tensor
 
     def record(arrays):
         frames = to_tensor(arrays)
         seen.append(tuple(frames.shape))
         return frames
 
-    monkeypatch.setattr(centrifuge.inference, "to_frames_tensor", record)
+    monkeypatch.setattr(centrifuge.video.read, "to_frames_tensor", record)
     limit = window_bytes((32, 57), 32, 2)  # far less than one native window
     options = SeparateOptions(memory_limit=limit)
     separator = Separator(model, clip_len=32, overlap=8, size=32)

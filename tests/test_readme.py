@@ -21,7 +21,7 @@ from PIL import Image
 import centrifuge.models.summary
 import centrifuge.pretrained
 from centrifuge.cli import build_parser, main
-from centrifuge.video.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from centrifuge.video.read import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from conftest import random_frames, write_test_video
 
 README = Path(__file__).resolve().parents[1] / "README.md"

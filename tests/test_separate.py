@@ -24,8 +24,8 @@ import centrifuge
 import centrifuge.pretrained
 from centrifuge.checkpoint import write_weights
 from centrifuge.cli import main
-from centrifuge.models.registry import build_model, model_kwargs
-from centrifuge.video.io import probe_video, read_video
+from centrifuge.models.registry import build_model
+from centrifuge.video.read import probe_video, read_video
 from conftest import random_frames, write_test_video
 
 REPORT_KEYS = {
@@ -52,6 +52,7 @@ class SwappingModel(torch.nn.Module):
     """``(0.25 x, 0.75 x)``, swapped on every other call; records the input shapes it sees."""
 
     n_outputs = 2
+    stride = (8, 32, 32)
 
     def __init__(self) -> None:
         super().__init__()
@@ -138,13 +139,8 @@ def test_real_clip_outputs_keep_its_frame_count_and_rate(shared_data: Path, tmp_
 
 
 def test_layers_all_writes_every_output_of_the_model(tmp_path: Path) -> None:
-    kwargs = model_kwargs("tiny", n_outputs=3)
-    weights = write_weights(
-        build_model("tiny", **kwargs).state_dict(),
-        tmp_path / "3.safetensors",
-        model_name="tiny",
-        model_kwargs=kwargs,
-    )
+    model = build_model("tiny", n_outputs=3)
+    weights = write_weights(model.state_dict(), tmp_path / "3.safetensors", spec=model.config)
     source = write_test_video(tmp_path / "clip.mp4", random_frames(9, 32, 40))
     assert _separate(source, "-o", tmp_path / "out", "--model", weights, "--layers", "all") == 0
     report = _check_outputs(tmp_path / "out" / "clip", source, 3)
@@ -195,6 +191,7 @@ class FixedModel(torch.nn.Module):
     """Three outputs ``(0.9 x, 0.1 x, 0.5 x)``: the two most dissimilar are outputs 0 and 1."""
 
     n_outputs = 3
+    stride = (8, 32, 32)
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
         return torch.stack([0.9 * mixture, 0.1 * mixture, 0.5 * mixture], dim=1)
@@ -421,11 +418,12 @@ import ctypes, json, sys
 import torch
 import centrifuge.pretrained
 from centrifuge.cli import main
-from centrifuge.video.io import VideoWriter
+from centrifuge.video.write import VideoWriter
 
 
 class Model(torch.nn.Module):
     n_outputs = 2
+    stride = (8, 32, 32)
 
     def forward(self, mixture):
         return torch.stack([0.25 * mixture, 0.75 * mixture], dim=1)

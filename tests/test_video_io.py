@@ -11,7 +11,8 @@ import torch
 
 import corpus
 from centrifuge.errors import OutputExistsError, VideoError
-from centrifuge.video.io import VideoReader, VideoWriter, probe_video, read_video, write_video
+from centrifuge.video.read import VideoReader, probe_video, read_video
+from centrifuge.video.write import VideoWriter, quantize_frames, write_video
 from conftest import random_frames, write_test_video
 
 
@@ -293,3 +294,43 @@ def test_an_implausible_rate_is_replaced_by_frames_over_duration(corpus_files) -
     info = probe_video(corpus_files["vfr.mkv"].path)  # 1 ms time base, frames ~40 ms apart
     assert info.rate_source == "duration" and 20 < info.fps < 40
     assert probe_video(corpus_files["slow.mp4"].path).rate == Fraction(2, 3)  # slow, not broken
+
+
+# -- the reader's one decoding loop and the writer's one quantisation ---------------------------
+
+
+@pytest.mark.parametrize(("start", "num", "stride"), [(0, None, 1), (17, 8, 1), (5, 6, 3)])
+def test_read_video_is_a_slice_of_the_readers_frames(video_file, start, num, stride) -> None:
+    path, _ = video_file
+    clip, _ = read_video(path, start=start, num_frames=num, stride=stride, size=24)
+    frames = torch.stack(list(VideoReader(path, size=24).frames(start)), dim=1)  # [C, T, H, W]
+    expected = frames[:, ::stride] if num is None else frames[:, ::stride][:, :num]
+    assert clip.dtype == torch.float32 and torch.equal(clip, expected)
+
+
+def test_image_folder_frames_and_read_agree(tmp_path: Path) -> None:
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i in range(3):
+        image = (random_frames(1, 10, 12, seed=i)[:, 0] * 255).round().to(torch.uint8)
+        av.VideoFrame.from_ndarray(
+            np.ascontiguousarray(image.permute(1, 2, 0).numpy()), format="rgb24"
+        ).to_image().save(folder / f"{i}.png")
+    reader = VideoReader(folder)
+    frames = list(reader)
+    assert len(frames) == 3 and frames[0].shape == (3, 10, 12)
+    assert torch.equal(torch.stack(frames, dim=1), reader.read())
+    assert torch.equal(reader.read(1, 1), frames[1][:, None])
+
+
+def test_quantised_frames_write_the_same_pictures_as_floats(tmp_path: Path) -> None:
+    frames = random_frames(4, 16, 20)
+    a = tmp_path / "a.mp4"
+    with VideoWriter(a, fps=25, width=20, height=16, lossless=True) as writer:
+        writer.write(frames)
+    b = tmp_path / "b.mp4"
+    with VideoWriter(b, fps=25, width=20, height=16, lossless=True) as writer:
+        writer.write(quantize_frames(frames))
+    assert quantize_frames(frames).dtype == torch.uint8
+    assert torch.equal(read_video(a)[0], read_video(b)[0])
+    assert torch.equal(read_video(a)[0], quantize_frames(frames).float() / 255)

@@ -38,9 +38,9 @@ _LAZY = {
     "load_model": "centrifuge.pretrained",
     "make_mixtures": "centrifuge.data.blend",
     "pit_loss": "centrifuge.losses",
-    "read_video": "centrifuge.video.io",
+    "read_video": "centrifuge.video.read",
     "separate": "centrifuge.inference",
-    "write_video": "centrifuge.video.io",
+    "write_video": "centrifuge.video.write",
 }
 
 __all__ = [
@@ -92,4 +92,5 @@ if TYPE_CHECKING:
     from centrifuge.losses import pit_loss
     from centrifuge.models import build_model
     from centrifuge.pretrained import load_model
-    from centrifuge.video.io import read_video, write_video
+    from centrifuge.video.read import read_video
+    from centrifuge.video.write import write_video

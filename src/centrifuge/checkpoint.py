@@ -5,17 +5,22 @@
   written atomically and loaded with ``torch.load(weights_only=True)``: no pickled classes, so they
   survive code moves.
 * Weights (``.safetensors``): the model's state dict, with ``model_name`` and ``model_kwargs``
-(JSON)
-  in the file's metadata so that the architecture can be rebuilt without code guessing.
+  (JSON) in the file's metadata so that the architecture can be rebuilt without code guessing.
+
+A model's :class:`~centrifuge.models.ModelSpec` becomes those two entries through
+:func:`spec_to_record` and comes back through :func:`spec_from_record`, which checks what a file
+asks for against the registry's limits before anything is built.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
 import random
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from centrifuge.errors import ModelError
+from centrifuge.models.centrifuge import CentrifugeNet, ModelSpec
+from centrifuge.models.registry import MODEL_CONFIGS
 from centrifuge.utils import publish
 
 log = logging.getLogger(__name__)
@@ -36,6 +43,8 @@ __all__ = [
     "restore_rng",
     "resume_checkpoint",
     "save_checkpoint",
+    "spec_from_record",
+    "spec_to_record",
     "write_weights",
 ]
 
@@ -129,22 +138,73 @@ def resume_checkpoint(run: str | os.PathLike) -> tuple[dict, Path] | None:
     return best
 
 
-def _json_kwargs(kwargs: dict[str, Any]) -> str:
-    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()})
+# What a weights file or checkpoint may ask for: the registered configurations with room to spare
+# (Table 2's 8-output models, wider encoders), never a model that cannot fit in memory.
+MAX_OUTPUTS = 16
+MAX_WIDTH = 2 * max(float(c["width"]) for c in MODEL_CONFIGS.values())
+MAX_DECODER_CHANNELS = 4 * max(max(c["decoder_channels"]) for c in MODEL_CONFIGS.values())
+_ARCHITECTURE = set(inspect.signature(CentrifugeNet.__init__).parameters) - {"self", "name"}
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_CHECKS = {
+    "n_outputs": lambda v: _is_int(v) and 2 <= v <= MAX_OUTPUTS,
+    "final_endpoint": lambda v: v in ("Mixed_3c", "Mixed_4f", "Mixed_5c"),
+    "width": lambda v: isinstance(v, (int, float)) and 0 < v <= MAX_WIDTH,
+    "decoder_channels": lambda v: (
+        isinstance(v, (list, tuple))
+        and 1 <= len(v) <= 5
+        and all(_is_int(c) and 1 <= c <= MAX_DECODER_CHANNELS for c in v)
+    ),
+    "corrector": lambda v: isinstance(v, bool),
+    "corrector_sees_mixture": lambda v: isinstance(v, bool),
+    "residual": lambda v: isinstance(v, bool),
+    "light_stages": lambda v: _is_int(v) and 0 <= v <= 5,
+    "bn_momentum": lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
+}
+
+
+def spec_to_record(spec: ModelSpec) -> dict[str, Any]:
+    """``{"model_name", "model_kwargs"}`` of a checkpoint or weights file: plain data, JSON-ready
+    (tuples become lists)."""
+    kwargs = {k: list(v) if isinstance(v, tuple) else v for k, v in spec.kwargs.items()}
+    return {"model_name": spec.name, "model_kwargs": kwargs}
+
+
+def spec_from_record(record: Mapping[str, Any], source: str) -> ModelSpec:
+    """The :class:`ModelSpec` a file records (inverse of :func:`spec_to_record`), checked against
+    the registry's limits before anything is built, so that a bad file is one clear
+    :class:`ModelError`, not a crash or a huge allocation. ``source`` names the file in errors.
+    A missing ``model_name`` is ``"custom"``; missing arguments take :class:`CentrifugeNet`'s
+    defaults when the model is built."""
+    kwargs = record.get("model_kwargs")
+    if not isinstance(kwargs, dict):
+        raise ModelError(f"{source}: the architecture is not a set of named settings.")
+    unknown = sorted(set(kwargs) - _ARCHITECTURE)
+    if unknown:
+        raise ModelError(f"{source}: unknown architecture setting {unknown[0]!r}.")
+    for key, ok in _CHECKS.items():
+        if key in kwargs and not ok(kwargs[key]):
+            raise ModelError(f"{source}: invalid architecture setting {key}={kwargs[key]!r:.40}.")
+    return ModelSpec(str(record.get("model_name", "custom")), dict(kwargs))
 
 
 def write_weights(
     state_dict: dict[str, torch.Tensor],
     path: str | os.PathLike,
     *,
-    model_name: str,
-    model_kwargs: dict[str, Any],
+    spec: ModelSpec,
     extra: dict[str, str] | None = None,
 ) -> Path:
-    """Save a state dict as safetensors with the architecture in the metadata, atomically."""
+    """Save a state dict as safetensors with the architecture (``spec``) in the metadata,
+    atomically."""
     path = Path(path)
     tmp = _atomic_target(path)
-    meta = {"model_name": model_name, "model_kwargs": _json_kwargs(model_kwargs), **(extra or {})}
+    record = spec_to_record(spec)
+    meta = {**record, "model_kwargs": json.dumps(record["model_kwargs"]), **(extra or {})}
     try:
         save_file(
             {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
@@ -157,10 +217,9 @@ def write_weights(
     return path
 
 
-def read_weights(
-    path: str | os.PathLike,
-) -> tuple[dict[str, torch.Tensor], str, dict[str, Any], dict]:
-    """``(state_dict, model_name, model_kwargs, metadata)`` of a safetensors weights file."""
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelSpec, dict]:
+    """``(state_dict, spec, metadata)`` of a safetensors weights file (the spec checked by
+    :func:`spec_from_record`)."""
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
@@ -175,9 +234,8 @@ def read_weights(
         kwargs = json.loads(meta["model_kwargs"])
     except ValueError:
         raise ModelError(f"{path}: the architecture in the metadata is not valid JSON.") from None
-    if isinstance(kwargs, dict) and isinstance(kwargs.get("decoder_channels"), list):
-        kwargs["decoder_channels"] = tuple(kwargs["decoder_channels"])
-    return tensors, meta.get("model_name", "custom"), kwargs, meta
+    spec = spec_from_record({**meta, "model_kwargs": kwargs}, str(path))
+    return tensors, spec, meta
 
 
 def capture_rng() -> dict[str, Any]:

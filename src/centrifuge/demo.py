@@ -25,8 +25,9 @@ from centrifuge.losses import pit_loss, reorder_layers
 from centrifuge.metrics import identity_baseline, psnr
 from centrifuge.separation import SeparateOptions, separate_file
 from centrifuge.utils import atomic_path
-from centrifuge.video.io import probe_video, read_video, write_video
+from centrifuge.video.read import probe_video, read_video
 from centrifuge.video.transforms import center_crop
+from centrifuge.video.write import write_video
 from centrifuge.viz import image_grid, save_png
 
 __all__ = ["DEMO_CLIPS", "demo_clips", "run_demo"]

@@ -223,7 +223,7 @@ def evaluate(
         psnr_db={"model": mean["model"].psnr_db, "identity": mean["identity"].psnr_db},
         ssim={"model": mean["model"].ssim, "identity": mean["identity"].ssim},
         diversity=mean["model"].diversity,
-        n_outputs=int(getattr(model, "n_outputs", 0)),
+        n_outputs=model.n_outputs,
         seconds=round(time.monotonic() - started, 2),
         per_pair_loss=per_pair,
     )

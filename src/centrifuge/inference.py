@@ -28,17 +28,15 @@ from centrifuge.losses.pit import best_assignment
 from centrifuge.models.fuse import fold_batchnorm
 from centrifuge.video.clips import (
     OverlapAdd,
-    sliding_windows,
     tile_starts,
     triangular_weights,
     window_starts,
 )
-from centrifuge.video.io import VideoReader, resized_shape, to_frames_tensor
+from centrifuge.video.read import VideoReader, resized_shape
 from centrifuge.video.transforms import pad_to_multiple, resize, shrink, unpad
 
-__all__ = ["STRIDES", "Separator", "align_order", "separate"]
+__all__ = ["Separator", "align_order", "separate"]
 
-STRIDES = (8, 32, 32)  # I3D's total strides in (T, H, W) up to Mixed_5c
 ALIGN_SIDE = 96  # layer order is matched on frames resized to this short side
 
 
@@ -100,12 +98,12 @@ class Separator:
         self.bf16 = (self.device.type == "cuda" if bf16 is None else bf16) and (
             self.device.type == "cuda"
         )
-        self.n_outputs = int(getattr(model, "n_outputs", 2))
+        self.n_outputs, self.stride = model.n_outputs, model.stride
 
     # -- one window ---------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[C, t, h, w]`` (any size) -> ``[N, C, t, h, w]`` on the CPU, float32."""
-        padded, orig = pad_to_multiple(x[None].to(self.device), STRIDES)
+        padded, orig = pad_to_multiple(x[None].to(self.device), self.stride)
         if self.channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last_3d)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
@@ -148,14 +146,13 @@ class Separator:
     # -- a whole video ------------------------------------------------------------------------
     def windows(self, source: VideoReader | torch.Tensor) -> Iterator[tuple[int, torch.Tensor]]:
         """``(start, frames [C, t, H, W])`` windows of ``clip_len`` frames overlapping by
-        ``overlap`` (:func:`~centrifuge.video.clips.sliding_windows`), cut from a reader (decoded
-        in a background thread, one window ahead) or from frames ``[C, T, H, W]`` in memory."""
+        ``overlap`` (:func:`~centrifuge.video.clips.window_starts`), cut from a reader (decoded in
+        a background thread, up to two windows ahead) or from frames ``[C, T, H, W]`` in memory."""
         if isinstance(source, torch.Tensor):
             for start in window_starts(source.shape[1], self.clip_len, self.overlap):
                 yield start, source[:, start : start + self.clip_len]
             return
-        cut = sliding_windows(source.frames(), self.clip_len, self.overlap)
-        yield from prefetch((start, to_frames_tensor(frames)) for start, frames in cut)
+        yield from prefetch(source.windows(self.clip_len, self.overlap))
 
     def stream(
         self, source: VideoReader | torch.Tensor

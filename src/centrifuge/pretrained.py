@@ -1,30 +1,27 @@
-"""Names and paths -> models: bundled weights, weight files and training checkpoints."""
+"""Names and paths -> models: bundled weights, weight files and training checkpoints.
+
+A loaded model says what it is through its own record (``model.config``, a
+:class:`~centrifuge.models.ModelSpec`: the name and architecture its file names); nothing is added
+to it here. Whether a registered name has trained weights is :func:`bundled_weights`.
+"""
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from centrifuge.checkpoint import load_checkpoint, read_weights
+from centrifuge.checkpoint import load_checkpoint, read_weights, spec_from_record
 from centrifuge.errors import ModelError
-from centrifuge.models.centrifuge import CentrifugeNet
-from centrifuge.models.registry import MODEL_CONFIGS, build_model, model_kwargs
+from centrifuge.models.centrifuge import CentrifugeNet, ModelSpec
+from centrifuge.models.registry import MODEL_CONFIGS, build_model
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "bundled_weights",
-    "check_model_kwargs",
-    "initialise_from",
-    "load_model",
-    "untrained_like",
-]
+__all__ = ["bundled_weights", "initialise_from", "load_model", "untrained_like"]
 
 
 def _seeded(make, seed: int):
@@ -37,13 +34,7 @@ def _seeded(make, seed: int):
 def untrained_like(model: CentrifugeNet, *, seed: int = 0, **overrides) -> CentrifugeNet:
     """A freshly initialised model of the same architecture (the paper's "no training" baseline),
     with optional architecture ``overrides`` (e.g. ``residual=False``)."""
-    kwargs = getattr(model, "model_kwargs", None)
-    if kwargs is None:
-        raise ModelError("the model does not record its architecture.")
-    kwargs = {**kwargs, **overrides}
-    fresh = _seeded(lambda: CentrifugeNet(**kwargs), seed)
-    fresh.model_kwargs = dict(kwargs)  # type: ignore[attr-defined]
-    return fresh
+    return _seeded(lambda: build_model(model.config, **overrides), seed)
 
 
 def bundled_weights(name: str) -> Path | None:
@@ -52,60 +43,15 @@ def bundled_weights(name: str) -> Path | None:
     return Path(str(resource)) if resource.is_file() else None
 
 
-# What a weights file or checkpoint may ask for: the registered configurations with room to spare
-# (Table 2's 8-output models, wider encoders), never a model that cannot fit in memory.
-MAX_OUTPUTS = 16
-MAX_WIDTH = 2 * max(float(c["width"]) for c in MODEL_CONFIGS.values())
-MAX_DECODER_CHANNELS = 4 * max(max(c["decoder_channels"]) for c in MODEL_CONFIGS.values())
-_ARCHITECTURE = inspect.signature(CentrifugeNet.__init__).parameters
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_model_kwargs(kwargs: object, source: str) -> dict[str, Any]:
-    """The architecture a file asks for, checked against the registry's limits before anything is
-    built (so a bad file is one clear :class:`ModelError`, not a crash or a huge allocation)."""
-    if not isinstance(kwargs, dict):
-        raise ModelError(f"{source}: the architecture is not a set of named settings.")
-    unknown = sorted(set(kwargs) - set(_ARCHITECTURE) - {"self"})
-    if unknown:
-        raise ModelError(f"{source}: unknown architecture setting {unknown[0]!r}.")
-    kwargs = dict(kwargs)
-    checks = {
-        "n_outputs": lambda v: _is_int(v) and 2 <= v <= MAX_OUTPUTS,
-        "final_endpoint": lambda v: v in ("Mixed_3c", "Mixed_4f", "Mixed_5c"),
-        "width": lambda v: isinstance(v, (int, float)) and 0 < v <= MAX_WIDTH,
-        "decoder_channels": lambda v: (
-            isinstance(v, (list, tuple))
-            and 1 <= len(v) <= 5
-            and all(_is_int(c) and 1 <= c <= MAX_DECODER_CHANNELS for c in v)
-        ),
-        "corrector": lambda v: isinstance(v, bool),
-        "corrector_sees_mixture": lambda v: isinstance(v, bool),
-        "residual": lambda v: isinstance(v, bool),
-        "light_stages": lambda v: _is_int(v) and 0 <= v <= 5,
-        "bn_momentum": lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
-    }
-    for key, ok in checks.items():
-        if key in kwargs and not ok(kwargs[key]):
-            raise ModelError(f"{source}: invalid architecture setting {key}={kwargs[key]!r:.40}.")
-    if "decoder_channels" in kwargs:
-        kwargs["decoder_channels"] = tuple(kwargs["decoder_channels"])
-    return kwargs
-
-
-def _from_state(name: str, kwargs: object, state: object, source: str) -> CentrifugeNet:
-    kwargs = check_model_kwargs(kwargs, source)
+def _from_state(spec: ModelSpec, state: object, source: str) -> CentrifugeNet:
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):
         raise ModelError(f"{source}: the weights are not a set of named tensors.")
     try:
         with torch.device("meta"):  # sizes only: nothing is allocated until the file fits
-            shapes = {k: tuple(v.shape) for k, v in CentrifugeNet(**kwargs).state_dict().items()}
-    except (TypeError, ValueError) as exc:
+            shapes = {k: tuple(v.shape) for k, v in build_model(spec).state_dict().items()}
+    except (ModelError, ValueError) as exc:
         raise ModelError(f"{source}: cannot rebuild its architecture ({exc}).") from exc
     wrong = sorted(set(shapes) ^ set(state)) or sorted(
         k for k in shapes if tuple(state[k].shape) != shapes[k]
@@ -121,11 +67,8 @@ def _from_state(name: str, kwargs: object, state: object, source: str) -> Centri
             f"{source}: weights do not fit the architecture it names "
             f"({len(wrong)} tensors differ, e.g. {key}: {detail})."
         )
-    model = CentrifugeNet(**kwargs)
+    model = build_model(spec)
     model.load_state_dict(state)
-    model.source = source  # type: ignore[attr-defined]
-    model.model_name = name  # type: ignore[attr-defined]
-    model.model_kwargs = dict(kwargs)  # type: ignore[attr-defined]
     return model
 
 
@@ -138,7 +81,7 @@ def load_model(
     """A model in eval mode from a registered name, a ``.safetensors`` file or a ``.pt`` checkpoint.
 
     A registered name loads its bundled weights when the package ships them; otherwise (``tiny``,
-    ``paper``) the model is freshly initialised (seed 0) and ``model.pretrained`` is False.
+    ``paper``) the model is freshly initialised (seed 0), with a warning.
     """
     text = str(name_or_path)
     if text in MODEL_CONFIGS:
@@ -147,10 +90,7 @@ def load_model(
             if not allow_untrained:
                 raise ModelError(f"model {text!r} has no bundled weights.")
             log.warning("model %r has no bundled weights: using an untrained model", text)
-            model = _seeded(lambda: build_model(text), 0)
-            model.source, model.model_name, model.pretrained = "untrained", text, False
-            model.model_kwargs = model_kwargs(text)
-            return model.to(device).eval()
+            return _seeded(lambda: build_model(text), 0).to(device).eval()
         path = weights
     else:
         path = Path(text)
@@ -160,13 +100,11 @@ def load_model(
                 "nor an existing file."
             )
     if path.suffix == ".safetensors":
-        state, name, kwargs, _ = read_weights(path)
+        state, spec, _ = read_weights(path)
     else:
         ckpt = load_checkpoint(path)
-        state, name, kwargs = ckpt["model"], ckpt.get("model_name", "custom"), ckpt["model_kwargs"]
-    model = _from_state(str(name), kwargs, state, str(path))
-    model.pretrained = True  # type: ignore[attr-defined]
-    return model.to(device).eval()
+        state, spec = ckpt["model"], spec_from_record(ckpt, str(path))
+    return _from_state(spec, state, str(path)).to(device).eval()
 
 
 def initialise_from(model: torch.nn.Module, source: str | os.PathLike) -> None:

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from centrifuge.video.io import VideoReader, VideoWriter
+from centrifuge.video.read import VideoReader
+from centrifuge.video.write import VideoWriter
 from centrifuge.viz import image_grid, save_png
 
 __all__ = ["write_contact_sheet", "write_preview"]
@@ -24,12 +25,13 @@ def _labels(n_layers: int) -> list[str]:
     return ["input"] + [f"layer {i + 1}" for i in range(n_layers)]
 
 
-def _label_strip(labels: list[str], width: int) -> np.ndarray:
+def _label_strip(labels: list[str], width: int) -> torch.Tensor:
+    """The labels above the preview's columns, ``[C, 16, width * len(labels)]`` in ``[0, 1]``."""
     strip = Image.new("RGB", (width * len(labels), 16), (20, 20, 20))
     draw = ImageDraw.Draw(strip)
     for i, label in enumerate(labels):
         draw.text((i * width + 4, 2), label, fill=(235, 235, 235))
-    return np.asarray(strip)
+    return torch.from_numpy(np.array(strip)).permute(2, 0, 1).float() / 255
 
 
 def write_preview(
@@ -54,14 +56,15 @@ def write_preview(
     picks = set(np.linspace(0, frames - 1, CONTACT_COLUMNS).round().astype(int).tolist())
     contact: list[list[torch.Tensor]] = [[] for _ in readers]
     writer = VideoWriter(
-        target, fps=fps, width=pw * len(readers), height=ph + strip.shape[0], audio_from=input_path
+        target, fps=fps, width=pw * len(readers), height=ph + strip.shape[1], audio_from=input_path
     )
     try:
         for t, row in enumerate(zip(*readers)):
-            writer.write(np.concatenate([strip, np.concatenate(row, axis=1)], axis=0)[None])
+            side_by_side = torch.cat(row, dim=-1)  # [C, ph, pw * streams]
+            writer.write(torch.cat([strip, side_by_side], dim=-2)[:, None])
             if t in picks:
                 for cells, f in zip(contact, row):
-                    cells.append(torch.from_numpy(f).permute(2, 0, 1).float() / 255)
+                    cells.append(f)
         writer.close()
     except BaseException:
         writer.abort()

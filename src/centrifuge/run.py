@@ -25,10 +25,9 @@ from typing import Any
 
 import torch
 
-from centrifuge.checkpoint import capture_rng, resume_checkpoint, save_checkpoint
+from centrifuge.checkpoint import capture_rng, resume_checkpoint, save_checkpoint, spec_to_record
 from centrifuge.config import Config, dump_config
 from centrifuge.errors import OutputExistsError, TrainingError
-from centrifuge.models.registry import model_kwargs
 from centrifuge.utils import atomic_path
 from centrifuge.viz import image_grid, save_png
 
@@ -189,10 +188,8 @@ def training_state(
     """
     from centrifuge import __version__
 
-    kwargs = model_kwargs(config.model.name, **config.model.overrides())
     return {
-        "model_name": config.model.name,
-        "model_kwargs": {k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()},
+        **spec_to_record(model.config),  # "model_name", "model_kwargs"
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "step": step,

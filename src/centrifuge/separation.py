@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
 
 from centrifuge.errors import CentrifugeError
@@ -36,8 +35,9 @@ from centrifuge.report import LayerStats, build_report, write_report
 from centrifuge.results import result_files, safe_name, staged_result
 from centrifuge.stills import is_still, separate_still
 from centrifuge.utils import available_memory
-from centrifuge.video.io import VideoReader, VideoWriter, resized_shape, to_uint8_frames
+from centrifuge.video.read import VideoReader, resized_shape
 from centrifuge.video.transforms import resize
+from centrifuge.video.write import VideoWriter, quantize_frames
 
 __all__ = [
     "SeparateOptions",
@@ -71,15 +71,15 @@ class _Encoder:
         self.thread = threading.Thread(target=self._work, daemon=True)
         self.thread.start()
 
-    def _write(self, chunk: list[torch.Tensor | np.ndarray]) -> None:
+    def _write(self, chunk: list[torch.Tensor]) -> None:
         h, w = self.shape
         step = max(1, RESIZE_BYTES // (12 * h * w))  # float32 RGB frames per resize
         for writer, layer in zip(self.writers, chunk):
-            if isinstance(layer, np.ndarray):
+            if layer.shape[-2:] == self.shape:  # quantised by put()
                 writer.write(layer)
                 continue
             for t in range(0, layer.shape[1], step):
-                writer.write(to_uint8_frames(resize(layer[:, t : t + step], h, w)))
+                writer.write(resize(layer[:, t : t + step], h, w))
 
     def _work(self) -> None:
         while (chunk := self.q.get()) is not None:
@@ -95,7 +95,7 @@ class _Encoder:
         if self.error is not None:
             raise self.error
         if layers.shape[-2:] == self.shape:
-            self.q.put([to_uint8_frames(layer) for layer in layers])  # 4x smaller than floats
+            self.q.put([quantize_frames(layer) for layer in layers])  # 4x smaller than floats
         else:
             self.q.put(list(layers))
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from centrifuge.inference import Separator
 from centrifuge.report import LayerStats
-from centrifuge.video.io import IMAGE_EXTENSIONS, read_video
+from centrifuge.video.read import IMAGE_EXTENSIONS, read_video
 from centrifuge.viz import image_grid, save_png, to_image
 
 __all__ = ["STILL_CELL_HEIGHT", "is_still", "separate_still"]

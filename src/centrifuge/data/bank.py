@@ -23,7 +23,7 @@ import torch
 
 from centrifuge.data.index import VideoEntry
 from centrifuge.utils import cache_dir, publish
-from centrifuge.video.io import VideoReader, resized_shape
+from centrifuge.video.read import VideoReader, resized_shape
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _fill(
         for count, frame in enumerate(VideoReader(entry.path, shape=(h, w)).frames(), start=1):
             if count > t:
                 break
-            region[count - 1] = frame
+            region[count - 1] = frame.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
         if 0 < count < t:  # fewer decodable frames than indexed: repeat the last one
             region[count:] = region[count - 1]
         if progress is not None:

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset, Sampler
 from centrifuge.data.index import VideoEntry, scan_folder
 from centrifuge.errors import DataError
 from centrifuge.video.clips import bounce_indices
-from centrifuge.video.io import read_video, resized_shape
+from centrifuge.video.read import read_video, resized_shape
 from centrifuge.video.transforms import crop as crop_frames
 
 __all__ = [

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from centrifuge.errors import CentrifugeError, DataError
 from centrifuge.utils import cache_dir
-from centrifuge.video.io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe_video
+from centrifuge.video.read import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe_video
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from centrifuge.data.folder import ClipSpec, sample_rng
 from centrifuge.errors import DataError
-from centrifuge.video.io import IMAGE_EXTENSIONS, read_video
+from centrifuge.video.read import IMAGE_EXTENSIONS, read_video
 
 __all__ = ["Interleave", "PhotoClips"]
 

@@ -18,7 +18,7 @@ from centrifuge.data.blend import colour_layer
 from centrifuge.data.index import VideoEntry, scan_folder
 from centrifuge.errors import DataError
 from centrifuge.video.clips import bounce_indices
-from centrifuge.video.io import read_video
+from centrifuge.video.read import read_video
 from centrifuge.video.transforms import center_crop
 
 __all__ = [

@@ -3,11 +3,17 @@
 Predictor (paper Sec. 3.2): ``O~ = D(E(V))`` with ``3N`` output channels, reshaped to N videos.
 Predictor-corrector: a second encoder-decoder with its own weights takes ``O~`` (and, optionally,
 the mixture ``V``) and returns a residual: ``O = O~ + Delta``. Both are trained end to end.
+
+Every model records what it is (:attr:`CentrifugeNet.config`, a :class:`ModelSpec`) and its total
+stride (:attr:`CentrifugeNet.stride`); :func:`centrifuge.models.registry.build_model` is the one
+place that constructs it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,7 +21,7 @@ from torch import nn
 from centrifuge.models.decoder import Decoder
 from centrifuge.models.i3d import I3DEncoder
 
-__all__ = ["CentrifugeNet", "UNet3D", "skip_endpoints"]
+__all__ = ["CentrifugeNet", "ModelSpec", "UNet3D", "skip_endpoints"]
 
 # Skip levels used for each final endpoint (from deep to shallow; the input is added last).
 _SKIPS: dict[str, tuple[str, ...]] = {
@@ -23,6 +29,25 @@ _SKIPS: dict[str, tuple[str, ...]] = {
     "Mixed_4f": ("Mixed_3c", "Conv3d_2c_3x3", "Conv3d_1a_7x7"),
     "Mixed_3c": ("Conv3d_2c_3x3", "Conv3d_1a_7x7"),
 }
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is, weights aside: enough to build it again.
+
+    Attributes:
+        name: the registered configuration it was built from (``"custom"`` when none).
+        kwargs: every keyword argument of :class:`CentrifugeNet` it was built with
+            (``decoder_channels`` always a tuple).
+    """
+
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if "decoder_channels" in self.kwargs:
+            kwargs = {**self.kwargs, "decoder_channels": tuple(self.kwargs["decoder_channels"])}
+            object.__setattr__(self, "kwargs", kwargs)
 
 
 def skip_endpoints(final_endpoint: str) -> tuple[str, ...]:
@@ -91,7 +116,14 @@ class UNet3D(nn.Module):
 class CentrifugeNet(nn.Module):
     """The visual centrifuge: mixture ``[B, C, T, H, W]`` -> N layers ``[B, N, C, T, H, W]``.
 
+    Attributes:
+        config: the :class:`ModelSpec` it was built from (name and every argument).
+        n_outputs: N.
+        stride: total stride ``(T, H, W)`` of the encoder (``(8, 32, 32)`` to ``Mixed_5c``): an
+            input whose sizes are multiples of it passes every stride-2 stage without rounding.
+
     Args:
+        name: the registered configuration this is (recorded in :attr:`config`, nothing else).
         n_outputs: N, the number of output layers (>= 2).
         final_endpoint: encoder depth (paper Table 4).
         width: encoder channel multiplier.
@@ -107,6 +139,7 @@ class CentrifugeNet(nn.Module):
     def __init__(
         self,
         *,
+        name: str = "custom",
         n_outputs: int = 2,
         final_endpoint: str = "Mixed_5c",
         width: float = 1.0,
@@ -120,6 +153,18 @@ class CentrifugeNet(nn.Module):
         super().__init__()
         if n_outputs < 2:
             raise ValueError(f"n_outputs must be >= 2, got {n_outputs}")
+        arguments = {
+            "n_outputs": n_outputs,
+            "final_endpoint": final_endpoint,
+            "width": width,
+            "decoder_channels": decoder_channels,
+            "corrector": corrector,
+            "corrector_sees_mixture": corrector_sees_mixture,
+            "light_stages": light_stages,
+            "residual": residual,
+            "bn_momentum": bn_momentum,
+        }
+        self.config = ModelSpec(name, arguments)
         self.n_outputs = n_outputs
         self.corrector_sees_mixture = corrector_sees_mixture
         self.residual = residual
@@ -131,6 +176,7 @@ class CentrifugeNet(nn.Module):
             "bn_momentum": bn_momentum,
         }
         self.predictor = UNet3D(in_channels=3, out_channels=3 * n_outputs, **common)
+        self.stride = self.predictor.encoder.strides[final_endpoint]
         self.corrector = None
         if corrector:
             in_ch = 3 * n_outputs + (3 if corrector_sees_mixture else 0)

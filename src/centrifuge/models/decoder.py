@@ -7,10 +7,9 @@ The paper leaves the decoder to its extended version; we follow the common publi
   ``Conv3d_2c_3x3`` (T/2, H/4), ``Conv3d_1a_7x7`` (T/2, H/2) and the input itself: five up-stages
   with up-sampling factors (2,2,2), (2,2,2), (1,2,2), (1,2,2), (2,2,2). Shallower encoders
   (``Mixed_4f``, ``Mixed_3c``) simply have fewer stages.
-* each stage: ``ConvTranspose3d`` (kernel ``s + 2``, padding 1, so exactly ``s``-fold) -> BN ->
-ReLU,
-  cropped to the skip's size (inputs of any size work); the skip is first reduced by a 1x1x1
-  conv; both are concatenated and mixed by a 3x3x3 conv.
+* each stage: ``ConvTranspose3d`` (kernel ``s + 2``, padding 1, so exactly ``s``-fold) -> BN
+  -> ReLU, cropped to the skip's size (inputs of any size work); the skip is first reduced by a
+  1x1x1 conv; both are concatenated and mixed by a 3x3x3 conv.
 * a last 3x3x3 conv to ``out_channels`` (3N for N layers) with a bias and no output activation.
 
 Change the stage widths with ``channels``; change the stage recipe in :class:`UpBlock`.

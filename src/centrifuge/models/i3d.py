@@ -2,10 +2,10 @@
 
 The network is an ordered ``nn.ModuleDict`` of TF-named endpoints. It can stop at any endpoint
 (``final_endpoint``; the paper's Table 4 uses ``Mixed_3c``, ``Mixed_4f`` and ``Mixed_5c``, i.e. 7,
-17
-and 21 conv layers deep) and still owns every parameter it uses. Padding is TF "SAME" (one helper,
-``same_padding``), so any ``T, H, W`` works: each stride-2 stage gives ``ceil(n / 2)``. BatchNorm
-follows TF's I3D (``eps=1e-3``); ``width`` scales every channel count for small models.
+17 and 21 conv layers deep) and still owns every parameter it uses. Padding is TF "SAME" (one
+helper, ``same_padding``), so any ``T, H, W`` works: each stride-2 stage gives ``ceil(n / 2)``, and
+:attr:`I3DEncoder.strides` holds the total stride of every endpoint. BatchNorm follows TF's I3D
+(``eps=1e-3``); ``width`` scales every channel count for small models.
 
 Input: floats in ``[0, 1]``; :meth:`I3DEncoder.forward_endpoints` rescales to I3D's ``[-1, 1]``
 (the one place this happens).

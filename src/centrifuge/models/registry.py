@@ -4,6 +4,10 @@
 * ``small``: the bundled default; trained, fast enough for CPUs. I3D at a quarter width, 4 outputs,
   residual outputs (mixture + learned difference) and a light full-resolution decoder stage.
 * ``paper``: the paper's configuration (I3D to Mixed_5c, predictor-corrector, 4 outputs).
+
+The table is data: a name maps to the keyword arguments of :class:`CentrifugeNet`, and
+:func:`build_model` is the one constructor, for a registered name (with overrides) or for the
+:class:`ModelSpec` a model, weights file or checkpoint records.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from centrifuge.errors import ModelError
-from centrifuge.models.centrifuge import CentrifugeNet
+from centrifuge.models.centrifuge import CentrifugeNet, ModelSpec
 
 __all__ = ["MODEL_CONFIGS", "build_model", "count_flops", "model_kwargs"]
 
@@ -55,18 +59,30 @@ def model_kwargs(name: str, **overrides: Any) -> dict[str, Any]:
         raise ModelError(
             f"unknown model {name!r}: choose from {', '.join(MODEL_CONFIGS)} or give a path."
         )
-    kwargs = {**MODEL_CONFIGS[name], **overrides}
-    kwargs["decoder_channels"] = tuple(kwargs["decoder_channels"])
-    return kwargs
+    return {**MODEL_CONFIGS[name], **overrides}
 
 
-def build_model(name: str, **overrides: Any) -> CentrifugeNet:
-    """A freshly initialised :class:`CentrifugeNet` of a registered configuration.
+def build_model(name_or_spec: str | ModelSpec, **overrides: Any) -> CentrifugeNet:
+    """A freshly initialised :class:`CentrifugeNet`: the only place one is constructed.
 
-    Example: ``build_model("paper", n_outputs=8, corrector=False)`` is Table 2's 8-output predictor.
+    Args:
+        name_or_spec: a registered configuration, or a :class:`ModelSpec` (a model's ``config``,
+            or what a file records), whose arguments are complete: missing ones take
+            :class:`CentrifugeNet`'s defaults, not a registered configuration's.
+        overrides: arguments replacing the configuration's.
+
+    Example: ``build_model("paper", n_outputs=8, corrector=False)`` is Table 2's 8-output predictor;
+    ``build_model(model.config)`` is a fresh copy of ``model``'s architecture.
+
+    Raises:
+        ModelError: unknown name or argument.
     """
+    if isinstance(name_or_spec, ModelSpec):
+        spec = ModelSpec(name_or_spec.name, {**name_or_spec.kwargs, **overrides})
+    else:
+        spec = ModelSpec(name_or_spec, model_kwargs(name_or_spec, **overrides))
     try:
-        return CentrifugeNet(**model_kwargs(name, **overrides))
+        return CentrifugeNet(name=spec.name, **spec.kwargs)
     except TypeError as exc:
         raise ModelError(f"invalid model option: {exc}.") from exc
 

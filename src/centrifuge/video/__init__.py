@@ -1,12 +1,6 @@
-"""Video input/output, window arithmetic and pure frame transforms."""
+"""Video reading and writing, window arithmetic and pure frame transforms."""
 
-from centrifuge.video.io import (
-    VideoInfo,
-    VideoReader,
-    VideoWriter,
-    probe_video,
-    read_video,
-    write_video,
-)
+from centrifuge.video.read import VideoInfo, VideoReader, probe_video, read_video
+from centrifuge.video.write import VideoWriter, write_video
 
 __all__ = ["VideoInfo", "VideoReader", "VideoWriter", "probe_video", "read_video", "write_video"]

@@ -8,9 +8,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from centrifuge.errors import CentrifugeError
-from centrifuge.video.io import VideoReader, VideoWriter, probe_video, resized_shape
+from centrifuge.video.read import VideoReader, probe_video, resized_shape
+from centrifuge.video.write import VideoWriter
 
 __all__ = ["blend_files"]
 
@@ -20,10 +22,11 @@ def _cover_shape(h: int, w: int, target: tuple[int, int]) -> tuple[int, int]:
     return max(target[0], math.ceil(h * scale - 1e-9)), max(target[1], math.ceil(w * scale - 1e-9))
 
 
-def _center(frame: np.ndarray, target: tuple[int, int]) -> np.ndarray:
-    h, w = frame.shape[:2]
+def _center(frame: torch.Tensor, target: tuple[int, int]) -> torch.Tensor:
+    """The centre ``target = (H, W)`` crop of a frame ``[C, H', W']``."""
+    h, w = frame.shape[-2:]
     top, left = (h - target[0]) // 2, (w - target[1]) // 2
-    return frame[top : top + target[0], left : left + target[1]]
+    return frame[:, top : top + target[0], left : left + target[1]]
 
 
 def blend_files(
@@ -70,8 +73,8 @@ def blend_files(
                 layer_frames = [_center(next(r), target) for r in readers]
             except StopIteration:
                 break
-            mixed = sum(wk * f.astype(np.float32) for wk, f in zip(w, layer_frames))
-            writer.write(np.clip(np.rint(mixed), 0, 255).astype(np.uint8)[None])
+            mixed = sum(float(wk) * f for wk, f in zip(w, layer_frames))  # [C, H, W]
+            writer.write(mixed[:, None])
             if progress is not None:
                 progress(t + 1, count)
         return writer.close()

@@ -10,11 +10,8 @@ import torch.nn.functional as F
 __all__ = [
     "center_crop",
     "crop",
-    "freeze",
-    "hflip",
     "pad_to_multiple",
     "resize",
-    "resize_short_side",
     "shrink",
     "unpad",
 ]
@@ -34,11 +31,6 @@ def center_crop(frames: torch.Tensor, height: int, width: int | None = None) -> 
     return crop(frames, (h - height) // 2, (w - width) // 2, height, width)
 
 
-def hflip(frames: torch.Tensor) -> torch.Tensor:
-    """Left-right flip of ``[..., H, W]``."""
-    return frames.flip(-1)
-
-
 def resize(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Resize ``[C, T, H, W]`` (or ``[B, C, T, H, W]``) frames spatially (bilinear, antialiased)."""
     if frames.shape[-2:] == (height, width):
@@ -49,13 +41,6 @@ def resize(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
         flat, size=(height, width), mode="bilinear", antialias=True, align_corners=False
     )
     return out.reshape(*lead, height, width)
-
-
-def resize_short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize so that the shorter spatial side is ``size`` (aspect kept)."""
-    h, w = frames.shape[-2:]
-    scale = size / min(h, w)
-    return resize(frames, max(size, round(h * scale)), max(size, round(w * scale)))
 
 
 def shrink(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -69,11 +54,6 @@ def shrink(frames: torch.Tensor, size: int) -> torch.Tensor:
     lead = frames.shape[:-2]
     flat = frames.reshape(-1, 1, h, w)
     return F.interpolate(flat, size=shape, mode="area").reshape(*lead, *shape)
-
-
-def freeze(frames: torch.Tensor, index: int) -> torch.Tensor:
-    """A frozen clip: frame ``index`` of ``[C, T, H, W]`` repeated ``T`` times (no motion)."""
-    return frames[:, index : index + 1].expand_as(frames).clone()
 
 
 def pad_to_multiple(

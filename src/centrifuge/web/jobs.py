@@ -32,7 +32,7 @@ import av
 from PIL import Image
 
 from centrifuge.errors import CentrifugeError, VideoError
-from centrifuge.video.io import VideoInfo, VideoReader, probe_video
+from centrifuge.video.read import VideoInfo, VideoReader, probe_video
 
 __all__ = ["Job", "JobQueue", "Limits", "check_upload", "new_job_id"]
 
