@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from centrifuge.errors import ModelError
 from centrifuge.models.centrifuge import CentrifugeNet, ModelSpec
 from centrifuge.models.registry import MODEL_CONFIGS
-from centrifuge.utils import publish
+from centrifuge.utils import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -49,24 +48,11 @@ __all__ = [
 ]
 
 
-def _atomic_target(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(handle)
-    return Path(tmp)
-
-
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` (plain data and tensors) to ``path`` atomically."""
     path = Path(path)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path, durable=True) as tmp:  # on disk before it replaces the previous one
         torch.save(state, tmp)
-        with open(tmp, "rb") as f:  # on disk before it replaces the previous checkpoint
-            os.fsync(f.fileno())
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -202,18 +188,14 @@ def write_weights(
     """Save a state dict as safetensors with the architecture (``spec``) in the metadata,
     atomically."""
     path = Path(path)
-    tmp = _atomic_target(path)
     record = spec_to_record(spec)
     meta = {**record, "model_kwargs": json.dumps(record["model_kwargs"]), **(extra or {})}
-    try:
+    with atomic_path(path) as tmp:
         save_file(
             {k: v.detach().contiguous().cpu() for k, v in state_dict.items()},
             str(tmp),
             metadata=meta,
         )
-        publish(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

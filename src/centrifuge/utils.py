@@ -46,10 +46,15 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike, *, suffix: str = ".partial") -> Iterator[Path]:
+def atomic_path(
+    final: str | os.PathLike, *, suffix: str = ".partial", durable: bool = False
+) -> Iterator[Path]:
     """A unique hidden temporary path beside ``final``, published to ``final`` if the block ends
     without error and removed otherwise: readers see the old file or the whole new one, and two
-    writers never share a temporary file.
+    writers never share a temporary file. The one way this package publishes a file.
+
+    ``durable``: flush the file to disk before it replaces ``final`` (a checkpoint must not be
+    lost to a power cut after the previous one is gone).
 
     Example: ``with atomic_path(out) as tmp: tmp.write_text(text)``.
     """
@@ -60,6 +65,9 @@ def atomic_path(final: str | os.PathLike, *, suffix: str = ".partial") -> Iterat
     tmp = Path(name)
     try:
         yield tmp
+        if durable:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
         publish(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 
 from centrifuge.data.index import VideoEntry
-from centrifuge.utils import cache_dir, publish
+from centrifuge.utils import atomic_path, cache_dir
 from centrifuge.video.read import VideoReader, resized_shape
 
 log = logging.getLogger(__name__)
@@ -81,10 +80,7 @@ def build_bank(
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     data_path = folder / f"bank-{key}.u8"
     # a private temporary file: processes building the same bank at once never share one
-    handle, tmp_name = tempfile.mkstemp(prefix=f".bank-{key}.", suffix=".partial", dir=folder)
-    os.close(handle)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(data_path) as tmp:
         _fill(
             np.memmap(tmp, dtype=np.uint8, mode="w+", shape=(max(1, int(offsets[-1])),)),
             entries,
@@ -92,10 +88,6 @@ def build_bank(
             offsets,
             progress,
         )
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    publish(tmp, data_path)
     meta = {
         "version": BANK_VERSION,
         "short_side": short_side,
@@ -113,10 +105,8 @@ def build_bank(
             for e, (t, h, w), o in zip(entries, shapes, offsets[:-1])
         ],
     }
-    handle, meta_tmp = tempfile.mkstemp(prefix=f".bank-{key}.", suffix=".json.partial", dir=folder)
-    with os.fdopen(handle, "w") as f:
-        f.write(json.dumps(meta))
-    publish(meta_tmp, meta_path)
+    with atomic_path(meta_path) as tmp:
+        tmp.write_text(json.dumps(meta))
     log.info("built clip bank %s (%.1f MB)", data_path, offsets[-1] / 1e6)
     return meta_path
 

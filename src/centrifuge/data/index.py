@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from centrifuge.errors import CentrifugeError, DataError
-from centrifuge.utils import cache_dir
+from centrifuge.utils import atomic_path, cache_dir
 from centrifuge.video.read import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe_video
 
 log = logging.getLogger(__name__)
@@ -135,17 +135,16 @@ def scan_folder(
             )
         )
     if changed or len(cached) != len(entries):
-        tmp = cache_path.with_suffix(".tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    "version": INDEX_VERSION,
-                    "root": str(root),
-                    "entries": [asdict(e) for e in entries],
-                }
+        with atomic_path(cache_path) as tmp:
+            tmp.write_text(
+                json.dumps(
+                    {
+                        "version": INDEX_VERSION,
+                        "root": str(root),
+                        "entries": [asdict(e) for e in entries],
+                    }
+                )
             )
-        )
-        os.replace(tmp, cache_path)
     entries = [e for e in entries if e.frames >= min_frames]
     if not entries:
         raise DataError(f"{root}: no readable video found.")

@@ -13,7 +13,7 @@ import json
 import torch
 
 from centrifuge.models.registry import build_model, count_flops, model_kwargs
-from centrifuge.utils import cache_dir, publish
+from centrifuge.utils import atomic_path, cache_dir
 
 __all__ = ["CLIPS", "model_summary"]
 
@@ -28,9 +28,8 @@ def _cached_flops(name: str, clip: tuple[int, int, int]) -> int:
     except (OSError, ValueError, KeyError, TypeError):
         pass
     flops = count_flops(name, clip)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps({"key": key, "flops": flops}))
-    publish(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"key": key, "flops": flops}))
     return flops
 
 

@@ -32,6 +32,7 @@ import av
 from PIL import Image
 
 from centrifuge.errors import CentrifugeError, VideoError
+from centrifuge.utils import atomic_path
 from centrifuge.video.read import VideoInfo, VideoReader, probe_video
 
 __all__ = ["Job", "JobQueue", "Limits", "check_upload", "new_job_id"]
@@ -253,10 +254,8 @@ class JobQueue:
         return self.web_dir / job.id / "job.json"
 
     def _save(self, job: Job) -> None:
-        target = self._record(job)
-        tmp = target.with_name(".job.json.partial")
-        tmp.write_text(json.dumps(asdict(job), indent=2))
-        os.replace(tmp, target)
+        with atomic_path(self._record(job)) as tmp:
+            tmp.write_text(json.dumps(asdict(job), indent=2))
 
     def _restore(self) -> None:
         """Jobs of an earlier run of the server on this folder: finished ones stay viewable,
