@@ -18,6 +18,7 @@ import pytest
 import torch
 
 import centrifuge.pretrained
+import centrifuge.preview
 import centrifuge.separation
 import centrifuge.video.write
 from centrifuge.cli import main
@@ -75,7 +76,7 @@ def _in_fork(run, kill_at: int = 0) -> tuple[int, int]:
 
         for owner, name in [
             (centrifuge.video.write.VideoWriter, "close"),  # each layer, then the preview
-            (centrifuge.separation, "write_preview"),  # the layers are in the stage folder
+            (centrifuge.preview.PreviewWriter, "close"),  # the layers are in the work folder
             (centrifuge.separation, "write_contact_sheet"),
             (centrifuge.separation, "write_report"),  # report.json
             (os, "rename"),  # the earlier result out, the new one in

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import centrifuge.inference
+import centrifuge.preview
 import centrifuge.pretrained
 import centrifuge.separation
 from centrifuge.cli import main
@@ -116,7 +117,7 @@ def test_two_inputs_never_share_a_folder_silently(
 # -- point 8: all or nothing ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("step", ["write_contact_sheet", "write_preview", "write_report"])
+@pytest.mark.parametrize("step", ["PreviewWriter.close", "write_contact_sheet", "write_report"])
 def test_a_late_failure_leaves_no_result_and_keeps_the_earlier_one(
     step: str, tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,7 +129,10 @@ def test_a_late_failure_leaves_no_result_and_keeps_the_earlier_one(
     def fail(*args, **kwargs):
         raise RuntimeError(f"{step} failed")
 
-    monkeypatch.setattr(centrifuge.separation, step, fail)
+    owner, name = {
+        "PreviewWriter.close": (centrifuge.preview.PreviewWriter, "close"),
+    }.get(step, (centrifuge.separation, step))
+    monkeypatch.setattr(owner, name, fail)
     assert _separate(source, "-o", out, "--force") == 1
     assert {p.name: p.read_bytes() for p in (out / "clip").iterdir()} == earlier
     assert sorted(out.iterdir()) == [out / "clip"]  # no work folder, no lock left

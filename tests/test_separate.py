@@ -382,11 +382,11 @@ def test_a_model_failing_half_way_leaves_no_files_and_no_threads(
 
 
 def _writing_layers(out: Path) -> bool:
-    return any(p.stat().st_size > 0 for p in out.glob(".long.work-*/.out_*.partial.mp4"))
+    return any(p.stat().st_size > 0 for p in out.glob(".long.work-*/.layer_*.partial.mp4"))
 
 
 def _writing_preview(out: Path) -> bool:
-    return any(out.glob(".long.work-*/result/.preview.*"))
+    return any(p.stat().st_size > 0 for p in out.glob(".long.work-*/.preview.*.partial.mp4"))
 
 
 @pytest.mark.parametrize("until", [_writing_layers, _writing_preview])

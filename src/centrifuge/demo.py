@@ -90,7 +90,7 @@ def run_demo(
     write_video(mixture_path, mixture, fps, overwrite=force)
     for i, layer in enumerate(layers, start=1):
         write_video(out / f"true_layer_{i}.mp4", layer, fps, overwrite=force)
-    chunks: list[torch.Tensor] = []  # the float layers, scored below: the model runs once
+    chunks: dict[int, torch.Tensor] = {}  # the float layers by first frame: the model runs once
     report = separate_file(
         Separator(model, device=device),
         mixture_path,
@@ -99,11 +99,11 @@ def run_demo(
         model_name=model_name,
         progress=progress,
         on_step=on_step,
-        on_layers=lambda start, layers: chunks.append(layers),
+        on_layers=chunks.__setitem__,  # a second pass (choice changed) replaces them
     )
     if on_step is not None:
         on_step("scoring against the true layers")
-    pred = torch.cat(chunks, dim=2)  # [N, C, T, H, W] of the decoded blend
+    pred = torch.cat([chunks[s] for s in sorted(chunks)], dim=2)  # [N, C, T, H, W]
     loss, match = pit_loss(pred[None], layers[None])
     identity, _ = pit_loss(identity_baseline(mixture[None], 2), layers[None])
     matched = reorder_layers(pred[None], match)[0]

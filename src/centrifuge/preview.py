@@ -1,5 +1,5 @@
 """``preview.mp4`` (input | layers, labelled, side by side) and ``contact.png`` (frames sampled over
-time, one row per stream) of a separated video, from the files already written."""
+time, one row per stream) of a separated video, made in the same pass as the layers."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from centrifuge.video.read import VideoReader
+from centrifuge.video.transforms import resize
 from centrifuge.video.write import VideoWriter
 from centrifuge.viz import image_grid, save_png
 
-__all__ = ["write_contact_sheet", "write_preview"]
+__all__ = ["PreviewWriter", "write_contact_sheet"]
 
 PREVIEW_HEIGHT = 240  # height of each panel of preview.mp4
 CONTACT_COLUMNS = 6
@@ -34,46 +34,85 @@ def _label_strip(labels: list[str], width: int) -> torch.Tensor:
     return torch.from_numpy(np.array(strip)).permute(2, 0, 1).float() / 255
 
 
-def write_preview(
-    input_path: Path,
-    layer_files: list[Path],
-    target: Path,
-    fps: Fraction | float,
-    shape: tuple[int, int],
-    frames: int,
-) -> list[list[torch.Tensor]]:
-    """Write ``target``: the input and its layers (``frames`` of each, ``shape = (H, W)``) side by
-    side at most :data:`PREVIEW_HEIGHT` high, with the input's audio.
+class PreviewWriter:
+    """Writes ``preview.mp4`` while the video is separated: the input and its layers side by side,
+    at most :data:`PREVIEW_HEIGHT` high, labelled, with the input's audio; and keeps the frames of
+    the contact sheet (:data:`CONTACT_COLUMNS` per stream, sampled evenly over ``frames``).
 
-    Returns the contact-sheet frames: per stream, :data:`CONTACT_COLUMNS` frames ``[C, h, w]``
-    floats in ``[0, 1]`` sampled evenly over time.
+    Args:
+        target: the preview file (appears on :meth:`close`).
+        fps: frame rate.
+        shape: ``(H, W)`` of the input video (the panels keep its aspect).
+        n_layers: layers shown beside the input.
+        frames: expected number of frames (where the contact sheet samples; the last frame seen
+            fills the sheet when the video ends early).
+        audio_from: the input file, whose audio is copied.
+        preset: x264 preset (a preview is for looking, not for keeping: fast).
     """
-    h, w = shape
-    ph = min(PREVIEW_HEIGHT, h) // 2 * 2
-    pw = max(2, round(w * ph / h) // 2 * 2)
-    strip = _label_strip(_labels(len(layer_files)), pw)
-    readers = [VideoReader(p, shape=(ph, pw)).frames() for p in [input_path, *layer_files]]
-    picks = set(np.linspace(0, frames - 1, CONTACT_COLUMNS).round().astype(int).tolist())
-    contact: list[list[torch.Tensor]] = [[] for _ in readers]
-    writer = VideoWriter(
-        target, fps=fps, width=pw * len(readers), height=ph + strip.shape[1], audio_from=input_path
-    )
-    try:
-        for t, row in enumerate(zip(*readers)):
-            side_by_side = torch.cat(row, dim=-1)  # [C, ph, pw * streams]
-            writer.write(torch.cat([strip, side_by_side], dim=-2)[:, None])
-            if t in picks:
-                for cells, f in zip(contact, row):
-                    cells.append(f)
-        writer.close()
-    except BaseException:
-        writer.abort()
-        raise
-    return contact
+
+    def __init__(
+        self,
+        target: Path,
+        *,
+        fps: Fraction | float,
+        shape: tuple[int, int],
+        n_layers: int,
+        frames: int,
+        audio_from: Path | None = None,
+        preset: str = "superfast",
+    ) -> None:
+        h, w = shape
+        self.ph = min(PREVIEW_HEIGHT, h) // 2 * 2
+        self.pw = max(2, round(w * self.ph / h) // 2 * 2)
+        self.strip = _label_strip(_labels(n_layers), self.pw)
+        self.picks = set(
+            np.linspace(0, max(frames, 1) - 1, CONTACT_COLUMNS).round().astype(int).tolist()
+        )
+        self.contact: list[list[torch.Tensor]] = [[] for _ in range(n_layers + 1)]
+        self.last: list[torch.Tensor] = []
+        self.written = 0
+        self.writer = VideoWriter(
+            target,
+            fps=fps,
+            width=self.pw * (n_layers + 1),
+            height=self.ph + self.strip.shape[1],
+            audio_from=audio_from,
+            preset=preset,
+            threads=1,
+            overwrite=True,  # a file of this program's own work folder (a second pass)
+        )
+
+    def write(self, frames: torch.Tensor, layers: torch.Tensor) -> None:
+        """Append frames ``[C, t, h, w]`` and their layers ``[M, C, t, h, w]`` (any ``h, w``;
+        floats, clipped to ``[0, 1]``, or uint8 as :func:`~centrifuge.video.write.quantize_frames`
+        gives them)."""
+        if layers.dtype == torch.uint8:
+            layers = layers.float() / 255
+        panels = resize(torch.cat([frames[None], layers]), self.ph, self.pw).clamp_(0, 1)
+        side_by_side = torch.cat(panels.unbind(0), dim=-1)  # [C, t, ph, pw * streams]
+        strip = self.strip[:, None].expand(-1, side_by_side.shape[1], -1, -1)
+        self.writer.write(torch.cat([strip, side_by_side], dim=-2))
+        for t in range(panels.shape[2]):
+            if self.written + t in self.picks:
+                for cells, panel in zip(self.contact, panels):
+                    cells.append(panel[:, t].clone())
+        self.last = [panel[:, -1].clone() for panel in panels]
+        self.written += panels.shape[2]
+
+    def close(self) -> list[list[torch.Tensor]]:
+        """Finish the file; returns the contact-sheet frames, per stream ``[C, h, w]`` floats."""
+        self.writer.close()
+        if self.last and len(self.contact[0]) < CONTACT_COLUMNS:  # the video ended early
+            for cells, frame in zip(self.contact, self.last):
+                cells.append(frame)
+        return self.contact
+
+    def abort(self) -> None:
+        self.writer.abort()
 
 
 def write_contact_sheet(contact: list[list[torch.Tensor]], target: Path) -> None:
     """``contact.png``: one labelled row per stream (input, layer 1, ...), as
-    :func:`write_preview` sampled them."""
+    :class:`PreviewWriter` sampled them."""
     sheet = image_grid(contact, row_labels=_labels(len(contact) - 1), cell_height=CONTACT_HEIGHT)
     save_png(sheet, target)

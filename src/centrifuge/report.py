@@ -26,18 +26,29 @@ STATS_SIDE = 96  # statistics are computed on frames resized to this short side
 
 class LayerStats:
     """Running sums over the video, per output ``i`` of the model (per-frame weighted):
-    ``l(O_i, V)`` to the input, ``l(O_i, O_j)`` between outputs, and mean brightness."""
+    ``l(O_i, V)`` to the input, ``l(O_i, O_j)`` between outputs, and mean brightness.
 
-    def __init__(self, n: int) -> None:
+    ``every``: measure only frames whose index is a multiple of it (the statistics of a video
+    change slowly; ``bench/choice.py`` checks that the chosen layers do not change).
+    """
+
+    def __init__(self, n: int, every: int = 1) -> None:
+        self.every = every
         self.to_input = torch.zeros(n, dtype=torch.float64)
         self.between = torch.zeros(n, n, dtype=torch.float64)
         self.brightness = torch.zeros(n, dtype=torch.float64)
         self.input_brightness = 0.0
         self.frames = 0
 
-    def add(self, layers: torch.Tensor, frames: torch.Tensor) -> None:
-        """layers ``[N, C, t, H, W]``, frames ``[C, t, H, W]`` (compared at a short side of 96)."""
+    def add(self, layers: torch.Tensor, frames: torch.Tensor, start: int = 0) -> None:
+        """layers ``[N, C, t, H, W]``, frames ``[C, t, H, W]`` of frames ``start, start + 1, ...``
+        (compared at a short side of 96)."""
+        if self.every > 1:
+            first = -start % self.every
+            layers, frames = layers[:, :, first :: self.every], frames[:, first :: self.every]
         t = frames.shape[1]
+        if t == 0:
+            return
         layers, frames = shrink(layers, STATS_SIDE), shrink(frames, STATS_SIDE)
         self.to_input += video_loss(layers, frames[None]).double() * t
         i, j = torch.triu_indices(len(layers), len(layers), offset=1)  # each pair once

@@ -1,14 +1,15 @@
-"""``centrifuge separate`` for files: plan -> pass 1 -> choose the layers -> preview -> report.
+"""``centrifuge separate`` for files: plan -> one pass -> check the choice -> sheet -> report.
 
 * plan: probe the input, name its result files (:mod:`centrifuge.results`), refuse a window that
   would not fit in memory;
-* pass 1 streams the input through :class:`~centrifuge.inference.Separator` (decoding in its own
-  thread) and encodes all N layers in another thread into hidden files, while it measures, per
-  layer, its distance to the input and to the other layers (:class:`~centrifuge.report.LayerStats`);
+* one pass (:class:`~centrifuge.pipeline.SeparationPass`): separate, measure the layers
+  (:class:`~centrifuge.report.LayerStats`), encode the chosen layers and ``preview.mp4``;
 * choose: ``layer_1`` and ``layer_2`` are the two most dissimilar outputs (paper Sec. 3.2), the one
-  closer to the input first; ``--layers all`` adds the others after them;
-* :mod:`centrifuge.preview` writes ``preview.mp4`` and ``contact.png`` from the layer files;
-* ``report.json`` (settings, version, per-layer statistics) comes last.
+  closer to the input first; ``--layers all`` adds the others after them. The pass chooses on the
+  first frames; if the whole video's statistics choose otherwise, the pass runs again with that
+  choice, so the result is the same as choosing at the end;
+* ``contact.png`` from frames the pass kept, and ``report.json`` (settings, version, per-layer
+  statistics) last.
 
 A still image gives PNG layers instead (:mod:`centrifuge.stills`). The whole result appears at
 once or not at all (:func:`~centrifuge.results.staged_result`); nothing is overwritten without
@@ -18,8 +19,6 @@ once or not at all (:func:`~centrifuge.results.staged_result`); nothing is overw
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,14 +29,13 @@ import torch
 
 from centrifuge.errors import CentrifugeError
 from centrifuge.inference import Separator
-from centrifuge.preview import write_contact_sheet, write_preview
-from centrifuge.report import LayerStats, build_report, write_report
+from centrifuge.pipeline import SeparationPass
+from centrifuge.preview import write_contact_sheet
+from centrifuge.report import build_report, write_report
 from centrifuge.results import result_files, safe_name, staged_result
 from centrifuge.stills import is_still, separate_still
 from centrifuge.utils import available_memory
 from centrifuge.video.read import VideoReader, resized_shape
-from centrifuge.video.transforms import resize
-from centrifuge.video.write import VideoWriter, quantize_frames
 
 __all__ = [
     "SeparateOptions",
@@ -47,8 +45,6 @@ __all__ = [
     "window_bytes",
 ]
 
-RESIZE_BYTES = 64 << 20  # layers are brought back to the input size this many bytes at a time
-
 
 @dataclass(frozen=True)
 class SeparateOptions:
@@ -57,62 +53,6 @@ class SeparateOptions:
     layers: Literal["2", "all"] = "2"
     force: bool = False
     memory_limit: int | None = None  # bytes a window may take (None: the memory available now)
-
-
-class _Encoder:
-    """Encodes layer chunks in a background thread, resizing them to the writers' size there (a
-    few frames at a time, so that full-resolution layers are never held for a whole window)."""
-
-    def __init__(self, writers: list[VideoWriter], shape: tuple[int, int]) -> None:
-        self.writers = writers
-        self.shape = shape
-        self.q: queue.Queue = queue.Queue(maxsize=2)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._work, daemon=True)
-        self.thread.start()
-
-    def _write(self, chunk: list[torch.Tensor]) -> None:
-        h, w = self.shape
-        step = max(1, RESIZE_BYTES // (12 * h * w))  # float32 RGB frames per resize
-        for writer, layer in zip(self.writers, chunk):
-            if layer.shape[-2:] == self.shape:  # quantised by put()
-                writer.write(layer)
-                continue
-            for t in range(0, layer.shape[1], step):
-                writer.write(resize(layer[:, t : t + step], h, w))
-
-    def _work(self) -> None:
-        while (chunk := self.q.get()) is not None:
-            if self.error is not None:
-                continue
-            try:
-                self._write(chunk)
-            except BaseException as exc:
-                self.error = exc
-
-    def put(self, layers: torch.Tensor) -> None:
-        """Queue layers ``[N, C, t, h, w]`` in ``[0, 1]``, any ``h, w`` (resized in the thread)."""
-        if self.error is not None:
-            raise self.error
-        if layers.shape[-2:] == self.shape:
-            self.q.put([quantize_frames(layer) for layer in layers])  # 4x smaller than floats
-        else:
-            self.q.put(list(layers))
-
-    def stop(self) -> None:
-        """Wait until the thread has written (or, after an error, skipped) what is queued and ends.
-
-        The writers must not be closed or aborted before: FFmpeg crashes on a container closed
-        while another thread encodes into it.
-        """
-        if self.thread.is_alive():
-            self.q.put(None)
-            self.thread.join()
-
-    def finish(self) -> None:
-        self.stop()
-        if self.error is not None:
-            raise self.error
 
 
 def window_bytes(shape: tuple[int, int], clip_len: int, n_outputs: int) -> int:
@@ -180,7 +120,8 @@ def separate_file(
 
     ``progress(done, total)`` is called with 0 before the first frame and after every window;
     ``on_step(text)`` announces the steps after the frames are separated ("writing preview");
-    ``on_layers(start, layers)`` receives every finished chunk of all N layers, in output order,
+    ``on_layers(start, layers)`` receives every finished chunk of all N layers, in output order
+    (again from the start if the pass runs twice),
     before encoding (``[N, C, t, h, w]`` floats, not clamped, at the processing size; videos only).
 
     Raises:
@@ -236,16 +177,18 @@ def _separate_into(
         if progress is not None:
             progress(1, 1)
     else:
-        produced, stats, done = _pass_one(separator, reader, work, progress, on_layers)
-        chosen = stats.choose(options.layers)
-        for src, dst in zip((produced[i] for i in chosen), paths["layers"]):
+        run = SeparationPass(separator, reader, work, options.layers, progress, on_layers)
+        chosen, stats, done, contact = run()
+        final = stats.choose(options.layers)
+        if final != chosen:  # the first window's choice did not hold for the whole video
+            if on_step is not None:
+                on_step("layers chosen again: separating again")
+            chosen, stats, done, contact = run(choice=final)
+        for src, dst in zip(run.layer_files, paths["layers"]):
             os.replace(src, dst)
+        os.replace(run.preview_file, paths["preview"])
         if on_step is not None:
-            on_step("writing preview")
-        shape = (info.height, info.width)
-        contact = write_preview(
-            reader.path, paths["layers"], paths["preview"], info.rate, shape, done
-        )
+            on_step("writing contact sheet")
         write_contact_sheet(contact, paths["contact"])
     report = build_report(
         input_path=reader.path,
@@ -273,51 +216,6 @@ def _separate_into(
     )
     write_report(report, paths["report"])
     return report
-
-
-def _pass_one(
-    separator: Separator,
-    reader: VideoReader,
-    work: Path,
-    progress: Callable[[int, int], None] | None,
-    on_layers: Callable[[int, torch.Tensor], None] | None,
-) -> tuple[list[Path], LayerStats, int]:
-    """Separate the whole video, encoding all N layers into ``work`` while measuring them.
-    Returns the layer files (in output order), the statistics and the frame count."""
-    info = reader.info
-    shape = (info.height, info.width)
-    raw = [
-        VideoWriter(
-            work / f"out_{i}.mp4",
-            fps=info.rate,
-            width=shape[1],
-            height=shape[0],
-            audio_from=reader.path,
-            threads=1,  # the model owns the cores; one encoder thread writes all layers
-        )
-        for i in range(separator.n_outputs)
-    ]
-    encoder = _Encoder(raw, shape)
-    stats = LayerStats(separator.n_outputs)
-    done = 0
-    stream = separator.stream(reader)
-    try:
-        for start, layers, frames in stream:
-            if on_layers is not None:
-                on_layers(start, layers)
-            encoder.put(layers)
-            stats.add(layers, frames)
-            done = start + layers.shape[2]
-            if progress is not None:
-                progress(done, info.frames)
-        encoder.finish()
-        return [w.close() for w in raw], stats, done
-    except BaseException:
-        stream.close()  # stops the decoding thread now, not when the traceback is dropped
-        encoder.stop()
-        for w in raw:
-            w.abort()
-        raise
 
 
 def separate_inputs(
