@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import centrifuge.inference
-import centrifuge.preview
 import centrifuge.pretrained
+import centrifuge.preview
 import centrifuge.separation
 from centrifuge.cli import main
 from centrifuge.errors import CentrifugeError
