@@ -75,6 +75,8 @@ def test_openvino_runner_matches_eager_fp32_on_tiny_model(tmp_path: Path) -> Non
     out = runner(x)
     assert out.dtype == torch.float32 and out.shape == (1, 2, 3, 8, 32, 32)
     torch.testing.assert_close(out, _eager(model, x), atol=FP32_ATOL, rtol=0)
+    runner(torch.rand(1, 3, 8, 32, 32))  # a second call leaves the first output alone
+    torch.testing.assert_close(out, _eager(model, x), atol=FP32_ATOL, rtol=0)
 
 
 @needs_openvino
@@ -124,6 +126,18 @@ def test_damaged_cache_entry_is_rebuilt(
     compile_model(model, tuple(x.shape), backend="openvino", cache_dir=tmp_path)
     assert len(exports) == (2 if ir_damaged else 1)
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == written
+
+
+@needs_openvino
+def test_unwritable_cache_folder_still_runs_openvino(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache folder should be")
+    model, x = ToyNet(), torch.rand(1, 3, 8, 32, 32)
+    runner = compile_model(model, tuple(x.shape), backend="openvino", cache_dir=blocked / "engine")
+    assert (runner.backend, runner.notice) == ("openvino", "")
+    torch.testing.assert_close(runner(x), _eager(model, x), atol=FP32_ATOL, rtol=0)
 
 
 def test_missing_openvino_falls_back_to_eager_with_a_notice(

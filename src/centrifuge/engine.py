@@ -269,10 +269,14 @@ class _OpenVINO:
         log.info("exporting the model to OpenVINO for input %s", list(shape))
         ov_model = _export_openvino(self.model, shape)
         if self.folder is not None:
-            with tempfile.TemporaryDirectory(dir=self.folder, prefix=".export-") as tmp:
-                self.ov.save_model(ov_model, Path(tmp) / "model.xml", compress_to_fp16=False)
-                files = {s: (Path(tmp) / f"model{s}").read_bytes() for s in (".xml", ".bin")}
-            _save_entry(self.folder, stem, files)
+            try:
+                with tempfile.TemporaryDirectory(dir=self.folder, prefix=".export-") as tmp:
+                    self.ov.save_model(ov_model, Path(tmp) / "model.xml", compress_to_fp16=False)
+                    files = {s: (Path(tmp) / f"model{s}").read_bytes() for s in (".xml", ".bin")}
+            except OSError as exc:
+                log.warning("engine cache %s not written: %s", self.folder, exc)
+            else:
+                _save_entry(self.folder, stem, files)
         return ov_model
 
     def _compiled(self, shape: Shape):
@@ -342,8 +346,9 @@ class Runner:
         except Exception as exc:
             if self._backend.name == "torch":
                 raise
-            self.notice = _notice(self._backend.name, exc)
-            log.warning("%s", self.notice)
+            failed = _notice(self._backend.name, exc)
+            log.warning("%s", failed)
+            self.notice = "; ".join(filter(None, [self.notice, failed]))
             self._backend = self._fallback()
             self._forwards.clear()
             forward = self._backend.build(shape)
@@ -412,9 +417,7 @@ def compile_model(
             if backend == "compile":
                 chosen = _Compile(model, precision, device)
             else:
-                folder = Path(cache_dir) if cache_dir is not None else _default_cache()
-                if folder is not None:
-                    folder.mkdir(parents=True, exist_ok=True)
+                folder = _cache_folder(cache_dir)
                 chosen = _OpenVINO(model, precision, threads or torch.get_num_threads(), folder)
         except ImportError as exc:
             chosen = eager()
@@ -431,9 +434,13 @@ def compile_model(
     return runner
 
 
-def _default_cache() -> Path | None:
+def _cache_folder(folder: str | os.PathLike | None) -> Path | None:
+    """``folder`` (default ``<cache>/engine``), created; ``None`` (no cache) where it cannot be."""
     try:
-        return cache_dir("engine")
+        if folder is None:
+            return cache_dir("engine")
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return Path(folder)
     except OSError as exc:
         log.warning("no cache folder for exported models (%s): exporting every run", exc)
         return None
