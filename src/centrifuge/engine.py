@@ -37,12 +37,14 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from centrifuge import defaults
 from centrifuge.models.fuse import fold_batchnorm
 from centrifuge.utils import atomic_path, cache_dir
 
@@ -60,7 +62,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ENGINE_VERSION = 1  # bump when what is exported or cached changes
-BACKENDS = ("auto", "openvino", "compile", "torch")
+BACKENDS = defaults.BACKENDS  # ("auto", "openvino", "compile", "torch")
 PRECISIONS = ("auto", "f32", "bf16")
 MAX_SHAPES = 4  # prepared shapes kept per runner (a video needs one or two, tiles a few more)
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
@@ -228,9 +230,11 @@ def _export_openvino(model: torch.nn.Module, shape: Shape):
     """
     import openvino as ov
 
-    with torch.no_grad():
+    # torch's own deprecation notices (pytree internals) are not the user's business
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
         program = torch.export.export(model, (torch.zeros(shape),))
-    converted = ov.convert_model(program)
+        converted = ov.convert_model(program)
     converted.reshape(list(shape))  # the converter leaves the batch and time dimensions open
     return converted
 

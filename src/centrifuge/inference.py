@@ -18,13 +18,17 @@ Memory is bounded by one window, not by the video. Everything runs under ``torch
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Literal
 
 import torch
 
 from centrifuge import defaults
 from centrifuge.background import prefetch
+from centrifuge.detail import add_upsampled_difference
+from centrifuge.engine import compile_model
 from centrifuge.losses.pairwise import pairwise_l1_grad
 from centrifuge.losses.pit import best_assignment
+from centrifuge.models.centrifuge import CentrifugeNet
 from centrifuge.models.fuse import fold_batchnorm
 from centrifuge.video.clips import (
     OverlapAdd,
@@ -60,13 +64,19 @@ class Separator:
         model: a :class:`~centrifuge.models.CentrifugeNet` (put in eval mode here).
         clip_len: frames per window.
         overlap: frames shared by consecutive windows (cross-faded).
-        size: process at this shortest side (``None`` = native); the layers come back at the size
-            of the frames given.
+        size: process at this shortest side (``None`` = native; ``"auto"``: half the short side,
+            at least :data:`~centrifuge.defaults.AUTO_MIN_SIDE`, for a residual model, else
+            native); the layers come back at the size of the frames given: for a residual model
+            the predicted differences are upsampled onto the frames
+            (:func:`~centrifuge.detail.add_upsampled_difference`), else the layers are resized.
         tile: largest processed tile side in pixels; larger frames are tiled (``None`` = never).
         tile_overlap: pixels shared by neighbouring tiles.
         device: where the model runs.
         bf16: bf16 autocast (CUDA only; ``None``: on CUDA).
         channels_last: run the model on channels-last (NDHWC) tensors.
+        backend: how a :class:`~centrifuge.models.CentrifugeNet` runs (:mod:`centrifuge.engine`:
+            ``auto``, ``openvino``, ``compile``, ``torch``; default
+            :func:`centrifuge.defaults.backend`); other modules run eagerly.
     """
 
     def __init__(
@@ -75,12 +85,13 @@ class Separator:
         *,
         clip_len: int = defaults.CLIP_LEN,
         overlap: int = defaults.OVERLAP,
-        size: int | None = None,
+        size: int | Literal["auto"] | None = None,
         tile: int | None = defaults.TILE,
         tile_overlap: int = defaults.TILE_OVERLAP,
         device: torch.device | str = "cpu",
         bf16: bool | None = None,
         channels_last: bool = True,
+        backend: str | None = None,
     ) -> None:
         if clip_len < 1 or not 0 <= overlap < clip_len:
             raise ValueError(f"need clip_len > overlap >= 0, got {clip_len} and {overlap}")
@@ -99,11 +110,38 @@ class Separator:
             self.device.type == "cuda"
         )
         self.n_outputs, self.stride = model.n_outputs, model.stride
+        # a residual model's layers are the input plus a difference: processed smaller, only the
+        # difference is upsampled, so the layers keep the input's detail
+        self.residual = bool(getattr(model, "residual", False))
+        self.runner = None  # the engine's forward pass, prepared per shape on first use
+        backend = backend or defaults.backend()
+        if backend not in defaults.BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(defaults.BACKENDS)}: {backend!r}")
+        if isinstance(model, CentrifugeNet) and backend != "torch":
+            self.runner = compile_model(self.model, backend=backend)
+        self.backend = self.runner.backend if self.runner is not None else "torch"
+
+    def processing_shape(self, height: int, width: int) -> tuple[int, int]:
+        """The ``(h, w)`` the model sees for frames of ``height x width``."""
+        size = self.size
+        if size == "auto":
+            short = min(height, width)
+            size = max(defaults.AUTO_MIN_SIDE, short // 2) if self.residual else None
+            size = None if size is not None and size >= short else size
+        return resized_shape(height, width, size)
+
+    @property
+    def needs_full_size(self) -> bool:
+        """Whether windows must be given at the input's own size (a residual model at a reduced
+        size needs the full-size input to add its differences to)."""
+        return self.residual and self.size is not None
 
     # -- one window ---------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[C, t, h, w]`` (any size) -> ``[N, C, t, h, w]`` on the CPU, float32."""
         padded, orig = pad_to_multiple(x[None].to(self.device), self.stride)
+        if self.runner is not None:
+            return unpad(self.runner(padded)[0], orig)
         if self.channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last_3d)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
@@ -134,12 +172,12 @@ class Separator:
     def window(self, frames: torch.Tensor) -> torch.Tensor:
         """Separate one window: ``[C, t, H, W]`` in ``[0, 1]`` -> ``[N, C, t, H, W]``."""
         _, _, h, w = frames.shape
-        x = frames
-        if self.size is not None:
-            x = resize(frames, *resized_shape(h, w, self.size))
+        x = resize(frames, *self.processing_shape(h, w))
         with torch.inference_mode():
             pred = self._forward_tiled(x)
             if pred.shape[-2:] != (h, w):
+                if self.residual:
+                    return add_upsampled_difference(pred, x, frames)
                 pred = resize(pred, h, w)
         return pred
 

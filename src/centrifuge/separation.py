@@ -130,10 +130,12 @@ def separate_file(
         naming the folder and the cause: read-only, full disk...).
     """
     input_path = Path(input_path)
-    reader = VideoReader(input_path, size=separator.size)  # decodes at the processing size
+    reader = VideoReader(input_path)
+    native = (reader.info.height, reader.info.width)
+    if not separator.needs_full_size:  # decode at the processing size: never a full-size window
+        reader.shape = separator.processing_shape(*native)
     n, limit = separator.n_outputs, options.memory_limit
     if is_still(input_path):  # one frame, whose layers come back at the image's own size
-        native = (reader.info.height, reader.info.width)
         check_window_memory(input_path, native, clip_len=1, overlap=0, n_outputs=n, limit=limit)
     else:
         check_window_memory(
@@ -206,7 +208,7 @@ def _separate_into(
         settings={
             "model": model_name,
             "layers": options.layers,
-            "size": separator.size or "native",
+            "size": _processing_side(separator, info.height, info.width),
             "clip_len": separator.clip_len,
             "overlap": separator.overlap,
             "tile": separator.tile,
@@ -273,3 +275,9 @@ def separate_inputs(
             if path not in str(exc):  # every error line names its input
                 exc = type(exc)(f"{path}: {exc}")
             yield path, exc
+
+
+def _processing_side(separator: Separator, height: int, width: int) -> int | str:
+    """The short side the model saw, or ``"native"``."""
+    shape = separator.processing_shape(height, width)
+    return "native" if shape == (height, width) else min(shape)

@@ -120,14 +120,16 @@ class Progress:
                         bar.refresh()
 
 
-def size_arg(text: str) -> int | None:
+def size_arg(text: str) -> int | str | None:
     if text == "native":
         return None
+    if text == "auto":
+        return text
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--size must be 'native' or a number of pixels: {text!r}"
+            f"--size must be 'auto', 'native' or a number of pixels: {text!r}"
         ) from None
     if value < 32:
         raise argparse.ArgumentTypeError(f"--size must be at least 32 pixels, got {value}")

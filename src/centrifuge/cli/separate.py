@@ -51,6 +51,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
         size=args.size,
         tile=args.tile,
         device=device,
+        backend=args.backend,
     )
     options = SeparateOptions(layers=args.layers, force=args.force)
     failed = len(missing)
@@ -130,9 +131,18 @@ def add_separate(sub) -> None:
     p.add_argument(
         "--size",
         type=size_arg,
-        default="native",
-        metavar="native|SHORT_SIDE",
-        help="process at this short side in pixels and upsample the layers back (faster)",
+        default="auto",
+        metavar="auto|native|SHORT_SIDE",
+        help="process at this short side in pixels (faster); a residual model's differences are "
+        "upsampled onto the full-size input, so the layers keep its detail. auto: half the short "
+        f"side, at least {defaults.AUTO_MIN_SIDE} (residual models; others: native)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=defaults.BACKENDS,
+        default=defaults.backend(),
+        help="how the model runs: auto picks the fastest correct engine here (OpenVINO on a "
+        "CPU, PyTorch on a GPU); torch is plain PyTorch ($CENTRIFUGE_BACKEND sets the default)",
     )
     p.add_argument(
         "--tile",
