@@ -29,9 +29,14 @@ def _seed() -> None:
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Indexes and clip banks go to a temporary cache, never to the user's or beside the data."""
+    """Indexes and clip banks go to a temporary cache, never to the user's or beside the data.
+
+    Models run in plain PyTorch unless a test asks for an engine (tests/test_engine.py and the
+    fast-path tests do): exporting every tiny test model to OpenVINO would only cost time.
+    """
     mp = pytest.MonkeyPatch()
     mp.setenv("CENTRIFUGE_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("CENTRIFUGE_BACKEND", "torch")
     yield
     mp.undo()
 

@@ -153,3 +153,35 @@ def test_stream_of_a_tensor_equals_separate() -> None:
         atol=1e-6,
         rtol=0,
     )
+
+
+class ResidualCopy(torch.nn.Module):
+    """A residual model whose differences are zero, plus a constant on the second layer."""
+
+    n_outputs, stride, residual = 2, (8, 32, 32), True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(mixture.shape))
+        return torch.stack([mixture, mixture + 0.1], dim=1)
+
+
+def test_auto_size_runs_a_residual_model_at_half_size_and_keeps_the_input_detail() -> None:
+    frames = random_frames(9, 240, 320)  # noise: all detail, which a resized layer would lose
+    model = ResidualCopy()
+    sep = Separator(model, clip_len=9, overlap=0, size="auto")
+    assert sep.processing_shape(240, 320) == (120, 160) and sep.needs_full_size
+    assert sep.processing_shape(180, 200) == (112, 124)  # never below 112
+    assert sep.processing_shape(100, 200) == (100, 200)  # already small: native
+    layers = sep.window(frames)
+    assert {s[-2:] for s in model.shapes} == {(128, 160)}  # 120 x 160 padded to the stride
+    torch.testing.assert_close(layers[0], frames, atol=1e-5, rtol=0)  # every pixel kept
+    torch.testing.assert_close(layers[1], frames + 0.1, atol=1e-5, rtol=0)
+
+
+def test_auto_size_leaves_other_models_at_native_size() -> None:
+    sep = Separator(CopyModel(), size="auto")
+    assert sep.processing_shape(240, 320) == (240, 320) and not sep.needs_full_size
