@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from centrifuge.engine import compile_model, cpu_has_native_bf16
 from centrifuge.pretrained import load_model
 from centrifuge.utils import tune_cpu_allocator
-from centrifuge.video.io import read_video
+from centrifuge.video.read import read_video
 from centrifuge.video.transforms import pad_to_multiple
 from common import machine, median, print_table, write_json
 

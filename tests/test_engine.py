@@ -13,7 +13,7 @@ import torch
 from centrifuge import engine
 from centrifuge.engine import MAX_SHAPES, compile_model, model_digest
 from centrifuge.models import build_model
-from centrifuge.video.io import read_video
+from centrifuge.video.read import read_video
 from centrifuge.video.transforms import pad_to_multiple
 
 needs_openvino = pytest.mark.skipif(
