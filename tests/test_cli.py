@@ -122,7 +122,8 @@ def test_short_and_long_model_and_device_flags_mean_the_same(argv: list[str]) ->
 def test_size_means_the_short_side_everywhere() -> None:
     parser = build_parser()
     assert parser.parse_args(["separate", "a.mp4", "--size", "224"]).size == 224
-    assert parser.parse_args(["separate", "a.mp4"]).size is None  # native
+    assert parser.parse_args(["separate", "a.mp4"]).size == "auto"  # half size, residual models
+    assert parser.parse_args(["separate", "a.mp4", "--size", "native"]).size is None
     assert parser.parse_args(["evaluate", "--data", "d", "--size", "96"]).size == 96
     for name in ("separate", "evaluate", "blend"):
         assert "short side" in _subcommand(name).format_help()
@@ -175,4 +176,4 @@ def test_separate_shows_a_status_then_exactly_one_bar_per_input(
     assert [(bar.desc, bar.total, bar.n) for bar in bars] == [("a.mp4", 20, 20), ("b.mp4", 9, 9)]
     assert all(bar.closed for bar in bars)
     assert bars[0].postfix[0] == "decoding, first window"  # before the first window is done
-    assert "writing preview" in bars[0].postfix
+    assert "writing contact sheet" in bars[0].postfix

@@ -173,7 +173,7 @@ def test_auto_size_runs_a_residual_model_at_half_size_and_keeps_the_input_detail
     frames = random_frames(9, 240, 320)  # noise: all detail, which a resized layer would lose
     model = ResidualCopy()
     sep = Separator(model, clip_len=9, overlap=0, size="auto")
-    assert sep.processing_shape(240, 320) == (120, 160) and sep.needs_full_size
+    assert sep.processing_shape(240, 320) == (120, 160) and sep.needs_full_size(240, 320)
     assert sep.processing_shape(180, 200) == (112, 124)  # never below 112
     assert sep.processing_shape(100, 200) == (100, 200)  # already small: native
     layers = sep.window(frames)
@@ -184,4 +184,4 @@ def test_auto_size_runs_a_residual_model_at_half_size_and_keeps_the_input_detail
 
 def test_auto_size_leaves_other_models_at_native_size() -> None:
     sep = Separator(CopyModel(), size="auto")
-    assert sep.processing_shape(240, 320) == (240, 320) and not sep.needs_full_size
+    assert sep.processing_shape(240, 320) == (240, 320) and not sep.needs_full_size(240, 320)

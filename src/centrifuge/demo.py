@@ -92,7 +92,7 @@ def run_demo(
         write_video(out / f"true_layer_{i}.mp4", layer, fps, overwrite=force)
     chunks: dict[int, torch.Tensor] = {}  # the float layers by first frame: the model runs once
     report = separate_file(
-        Separator(model, device=device),
+        Separator(model, size="auto", device=device),  # as `centrifuge separate` runs it
         mixture_path,
         out,
         SeparateOptions(force=force),

@@ -130,11 +130,11 @@ class Separator:
             size = None if size is not None and size >= short else size
         return resized_shape(height, width, size)
 
-    @property
-    def needs_full_size(self) -> bool:
-        """Whether windows must be given at the input's own size (a residual model at a reduced
-        size needs the full-size input to add its differences to)."""
-        return self.residual and self.size is not None
+    def needs_full_size(self, height: int, width: int) -> bool:
+        """Whether windows of ``height x width`` frames must be given at their own size: a
+        residual model at a reduced size needs the full-size input to add its differences to."""
+        h, w = self.processing_shape(height, width)
+        return self.residual and h * w < height * width
 
     # -- one window ---------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -176,7 +176,7 @@ class Separator:
         with torch.inference_mode():
             pred = self._forward_tiled(x)
             if pred.shape[-2:] != (h, w):
-                if self.residual:
+                if self.residual and x.shape[-2] <= h and x.shape[-1] <= w:
                     return add_upsampled_difference(pred, x, frames)
                 pred = resize(pred, h, w)
         return pred

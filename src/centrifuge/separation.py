@@ -132,7 +132,7 @@ def separate_file(
     input_path = Path(input_path)
     reader = VideoReader(input_path)
     native = (reader.info.height, reader.info.width)
-    if not separator.needs_full_size:  # decode at the processing size: never a full-size window
+    if not separator.needs_full_size(*native):  # decode at the processing size
         reader.shape = separator.processing_shape(*native)
     n, limit = separator.n_outputs, options.memory_limit
     if is_still(input_path):  # one frame, whose layers come back at the image's own size
@@ -278,6 +278,8 @@ def separate_inputs(
 
 
 def _processing_side(separator: Separator, height: int, width: int) -> int | str:
-    """The short side the model saw, or ``"native"``."""
+    """``--size`` as given, or for ``auto`` the short side the model saw, or ``"native"``."""
+    if isinstance(separator.size, int):
+        return separator.size
     shape = separator.processing_shape(height, width)
     return "native" if shape == (height, width) else min(shape)
