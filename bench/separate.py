@@ -160,7 +160,7 @@ def staged_run(video: Path, out: Path, args, backend: str) -> dict:
     from centrifuge.separation import SeparateOptions, separate_file
 
     t0 = time.perf_counter()
-    separator = Separator(load_model(args.model), backend=backend)
+    separator = Separator(load_model(args.model), size="auto", backend=backend)  # as the CLI
     loaded = time.perf_counter() - t0
     with StageClock() as clock:
         t0 = time.perf_counter()
