@@ -100,10 +100,6 @@ class Separator:
             raise ValueError(f"need tile > tile_overlap > 0, got {tile} and {tile_overlap}")
         self.device = torch.device(device)
         self.channels_last = channels_last
-        # BatchNorm folded into the convolutions: one pass less over every feature map
-        self.model = fold_batchnorm(model).to(self.device)
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last_3d)
         self.clip_len, self.overlap, self.size = clip_len, overlap, size
         self.tile, self.tile_overlap = tile, tile_overlap
         self.bf16 = (self.device.type == "cuda" if bf16 is None else bf16) and (
@@ -113,12 +109,18 @@ class Separator:
         # a residual model's layers are the input plus a difference: processed smaller, only the
         # difference is upsampled, so the layers keep the input's detail
         self.residual = bool(getattr(model, "residual", False))
-        self.runner = None  # the engine's forward pass, prepared per shape on first use
         backend = backend or defaults.backend()
         if backend not in defaults.BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(defaults.BACKENDS)}: {backend!r}")
-        if isinstance(model, CentrifugeNet) and backend != "torch":
-            self.runner = compile_model(self.model, backend=backend)
+        self.runner = None  # the engine's forward pass (CPU), prepared per shape on first use
+        if isinstance(model, CentrifugeNet) and backend != "torch" and self.device.type == "cpu":
+            self.model = model  # the engine folds BatchNorm only where it runs the model itself
+            self.runner = compile_model(model.cpu(), backend=backend)
+        else:
+            # BatchNorm folded into the convolutions: one pass less over every feature map
+            self.model = fold_batchnorm(model).to(self.device)
+            if channels_last:
+                self.model = self.model.to(memory_format=torch.channels_last_3d)
         self.backend = self.runner.backend if self.runner is not None else "torch"
 
     def processing_shape(self, height: int, width: int) -> tuple[int, int]:
