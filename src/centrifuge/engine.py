@@ -37,6 +37,7 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -228,9 +229,12 @@ def _export_openvino(model: torch.nn.Module, shape: Shape):
     """
     import openvino as ov
 
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch's export and OpenVINO's converter warn about their own internals, not ours
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         program = torch.export.export(model, (torch.zeros(shape),))
-    converted = ov.convert_model(program)
+        converted = ov.convert_model(program)
     converted.reshape(list(shape))  # the converter leaves the batch and time dimensions open
     return converted
 
