@@ -12,8 +12,9 @@ Backends:
   user's cache folder, with the compiled CPU blob of each precision beside it, so a second run
   starts in about a second instead of tens of seconds. Entries are keyed by :func:`model_digest`
   (weights, architecture, model code, torch/OpenVINO/engine versions) and the input shape, written
-  atomically with a manifest of SHA-256 sums; an entry that does not match its manifest or does
-  not load is rebuilt. Nothing is ever unpickled.
+  atomically with a manifest of SHA-256 sums (:mod:`centrifuge.cache_entries`: an entry that does
+  not match its manifest or does not load is rebuilt; the least recently used beyond 16 are
+  removed). Nothing is ever unpickled.
 * ``compile``: ``torch.compile`` (inductor, weights frozen), one static graph per shape; needs a C++
   compiler and tens of seconds per shape, kept by inductor's own cache.
 * ``torch``: eager PyTorch (channels-last on the CPU, bf16 autocast on CUDA): the reference, and the
@@ -32,7 +33,6 @@ import contextlib
 import functools
 import hashlib
 import inspect
-import json
 import logging
 import os
 import re
@@ -45,8 +45,9 @@ from pathlib import Path
 import torch
 
 from centrifuge import defaults
+from centrifuge.cache_entries import load_entry, save_entry
 from centrifuge.models.fuse import fold_batchnorm
-from centrifuge.utils import atomic_path, cache_dir
+from centrifuge.utils import cache_dir
 
 __all__ = [
     "BACKENDS",
@@ -151,38 +152,6 @@ def _ov_version() -> str:
     return ov.__version__.split("-")[0]
 
 
-# -- cache entries: files published atomically, then a manifest of their SHA-256 ----------------
-def _save_entry(folder: Path, stem: str, files: dict[str, bytes]) -> None:
-    """Write ``<stem><suffix>`` for each file, then ``<stem>.json`` with their SHA-256 sums: an
-    entry exists once its manifest does. A cache that cannot be written is skipped."""
-    try:
-        manifest = {}
-        for suffix, data in files.items():
-            with atomic_path(folder / f"{stem}{suffix}") as tmp:
-                tmp.write_bytes(data)
-            manifest[suffix] = hashlib.sha256(data).hexdigest()
-        with atomic_path(folder / f"{stem}.json") as tmp:
-            tmp.write_text(json.dumps(manifest, indent=1))
-    except OSError as exc:
-        log.warning("engine cache %s not written: %s", folder, exc)
-
-
-def _load_entry(folder: Path, stem: str, suffixes: tuple[str, ...]) -> dict[str, bytes] | None:
-    """The files of an entry when all of them match its manifest, else ``None`` (rebuild it)."""
-    try:
-        manifest = json.loads((folder / f"{stem}.json").read_text())
-        files = {s: (folder / f"{stem}{s}").read_bytes() for s in suffixes}
-    except (OSError, ValueError):
-        return None
-    if not isinstance(manifest, dict):
-        return None
-    for suffix, data in files.items():
-        if manifest.get(suffix) != hashlib.sha256(data).hexdigest():
-            log.info("engine cache entry %s is damaged: rebuilding it", stem)
-            return None
-    return files
-
-
 # -- backends: build(shape) -> forward ------------------------------------------------------------
 class _Torch:
     """Eager PyTorch: channels-last on the CPU, bf16 autocast where asked."""
@@ -230,9 +199,10 @@ def _export_openvino(model: torch.nn.Module, shape: Shape):
     """
     import openvino as ov
 
-    # torch's own deprecation notices (pytree internals) are not the user's business
     with torch.no_grad(), warnings.catch_warnings():
+        # torch's export and OpenVINO's converter warn about their own internals, not ours
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
         program = torch.export.export(model, (torch.zeros(shape),))
         converted = ov.convert_model(program)
     converted.reshape(list(shape))  # the converter leaves the batch and time dimensions open
@@ -271,7 +241,7 @@ class _OpenVINO:
     def _ir(self, shape: Shape):
         """The model for ``shape``: from the cache, else exported (and cached)."""
         stem = self._stem(shape)
-        files = None if self.folder is None else _load_entry(self.folder, stem, (".xml", ".bin"))
+        files = None if self.folder is None else load_entry(self.folder, stem, (".xml", ".bin"))
         if files is not None:
             try:
                 return self.core.read_model(files[".xml"], files[".bin"])
@@ -287,13 +257,13 @@ class _OpenVINO:
             except OSError as exc:
                 log.warning("engine cache %s not written: %s", self.folder, exc)
             else:
-                _save_entry(self.folder, stem, files)
+                save_entry(self.folder, stem, files)
         return ov_model
 
     def _compiled(self, shape: Shape):
         stem = f"{self._stem(shape)}-{self.precision}-{self.cpu_key}"
         if self.folder is not None:
-            files = _load_entry(self.folder, stem, (".blob",))
+            files = load_entry(self.folder, stem, (".blob",))
             if files is not None:
                 try:
                     return self.core.import_model(files[".blob"], "CPU", self.config)
@@ -302,7 +272,7 @@ class _OpenVINO:
         compiled = self.core.compile_model(self._ir(shape), "CPU", self.config)
         if self.folder is not None:
             blob = compiled.export_model()  # BytesIO (bytes in older OpenVINO)
-            _save_entry(self.folder, stem, {".blob": getattr(blob, "getvalue", lambda: blob)()})
+            save_entry(self.folder, stem, {".blob": getattr(blob, "getvalue", lambda: blob)()})
         return compiled
 
     def build(self, shape: Shape) -> Forward:
