@@ -250,3 +250,22 @@ def test_auto_backend_matches_eager_on_a_real_clip(shared_data: Path, tmp_path: 
     runner = compile_model(model, tuple(x.shape), cache_dir=tmp_path)
     levels = (runner(x).clamp(0, 1) - _eager(model, x).clamp(0, 1)).abs() * 255
     assert levels.mean() < MEAN_LEVELS and levels.max() <= MAX_LEVELS, runner.backend
+
+
+@needs_openvino
+def test_exporting_writes_nothing_outside_the_cache_and_sends_no_telemetry(
+    tmp_path: Path,
+) -> None:
+    """OpenVINO's converter writes ~/intel (and reports usage) when its telemetry package loads."""
+    import subprocess
+
+    home = tmp_path / "home"
+    home.mkdir()
+    code = (
+        "from centrifuge.models import build_model; from centrifuge.engine import compile_model;"
+        "r = compile_model(build_model('tiny'), (1, 3, 8, 32, 32)); print(r.backend)"
+    )
+    env = {**__import__("os").environ, "HOME": str(home), "CENTRIFUGE_CACHE": str(tmp_path / "c")}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.stdout.strip() == "openvino", run.stderr
+    assert list(home.iterdir()) == []

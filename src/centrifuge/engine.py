@@ -37,6 +37,7 @@ import inspect
 import logging
 import os
 import re
+import sys
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -190,6 +191,17 @@ class _Compile(_Torch):
         forward = super().build(shape)
         forward(torch.zeros(shape))  # compile now: a missing C++ compiler fails here, not later
         return forward
+
+
+def _without_telemetry() -> None:
+    """OpenVINO's converter reports usage to Google Analytics and writes ``~/intel`` when its
+    telemetry package can be imported: a library must neither phone home nor write outside the
+    folders it was given. Blocking that import (a ``None`` entry in ``sys.modules``) makes the
+    converter use the no-op stub OpenVINO ships for builds without telemetry."""
+    sys.modules.setdefault("openvino_telemetry", None)
+
+
+_without_telemetry()  # before anything here imports openvino
 
 
 def _export_openvino(model: torch.nn.Module, shape: Shape):
