@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 from fractions import Fraction
@@ -25,6 +26,10 @@ def _seed() -> None:
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+    yield
+    # what a test leaves (OpenVINO runners, video containers) is freed now, in the main thread,
+    # not by a garbage collection that a later test's background thread happens to run
+    gc.collect()
 
 
 @pytest.fixture(autouse=True, scope="session")
