@@ -24,7 +24,8 @@ demo: install
 	$(PY) -m centrifuge demo -o demo_out --force
 
 test: install .venv/.browser-installed
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 -m "not engine" tests
+	$(PY) -m pytest -q -n 0 -m engine tests
 
 serve: install .venv/.web-installed
 	$(PY) -m centrifuge serve $(ARGS)

@@ -16,6 +16,9 @@ from centrifuge.models import build_model
 from centrifuge.video.read import read_video
 from centrifuge.video.transforms import pad_to_multiple
 
+# OpenVINO stays out of the processes that run the rest of the suite (see the Makefile)
+pytestmark = pytest.mark.engine
+
 needs_openvino = pytest.mark.skipif(
     importlib.util.find_spec("openvino") is None, reason="openvino is not installed"
 )

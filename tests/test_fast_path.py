@@ -16,6 +16,9 @@ from centrifuge.inference import Separator
 from centrifuge.pretrained import load_model
 from centrifuge.separation import separate_file
 
+# OpenVINO stays out of the processes that run the rest of the suite (see the Makefile)
+pytestmark = pytest.mark.engine
+
 MEAN_LEVELS = 1.0  # mean absolute difference, in levels of 8-bit output
 MAX_LEVELS = 4.0  # largest absolute difference, in levels
 
