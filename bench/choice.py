@@ -1,7 +1,7 @@
 """Does separate's cheaper layer choice pick the same layers? (issue 17)
 
 `centrifuge separate` chooses which outputs become layer_1 and layer_2 from statistics over the
-video. To save time it measures every 4th frame (`pipeline.STATS_EVERY`) and chooses on the first
+video. To save time it measures every 4th frame (`report.STATS_EVERY`) and chooses on the first
 finished frames (then checks the choice at the end and separates again if it changed). This
 benchmark separates real videos once and compares, per video, the choice made from every frame,
 from every 4th frame, and from the first window's frames only.
@@ -20,9 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from centrifuge.data.index import find_videos
 from centrifuge.inference import Separator
-from centrifuge.pipeline import STATS_EVERY
 from centrifuge.pretrained import load_model
-from centrifuge.report import LayerStats
+from centrifuge.report import STATS_EVERY, LayerStats
 from centrifuge.video.read import VideoReader
 from common import machine, print_table, write_json
 

@@ -20,7 +20,7 @@ def test_demo_writes_outputs_and_scores(tmp_path: Path, capsys) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "-o", str(out), "--model", "tiny"]) == 0
     scores = json.loads((out / "demo.json").read_text())
-    assert set(scores["loss"]) == {"model", "identity"}
+    assert set(scores["loss"]) == {"written", "model", "identity"}
     for name in ("layer_1.mp4", "layer_2.mp4", "preview.mp4", "contact.png", "report.json"):
         assert (out / "mixture" / name).exists()
     assert probe_video(out / "mixture" / "layer_1.mp4").frames == 48

@@ -11,7 +11,7 @@ from skimage.metrics import structural_similarity
 from centrifuge.cli import main
 from centrifuge.data.index import scan_folder
 from centrifuge.data.validation import iter_pairs, validation_pairs
-from centrifuge.evaluate import evaluate
+from centrifuge.evaluate import evaluate, score_blends
 from centrifuge.losses import video_loss
 from centrifuge.metrics import psnr, ssim
 from centrifuge.pretrained import load_model, untrained_like
@@ -103,10 +103,27 @@ def test_cli_writes_every_design_key(shared_data: Path, tmp_path: Path, capsys) 
     data = json.loads(out.read_text())
     assert set(data) >= DESIGN_KEYS
     for key in ("loss", "psnr_db", "ssim"):
-        assert set(data[key]) == {"model", "identity"}
+        assert set(data[key]) == {"model", "identity", "written"}
     assert data["clip"] == [8, 32, 32]
     assert "identity" in capsys.readouterr().out
 
 
 def test_cli_rejects_a_folder_without_videos(tmp_path: Path) -> None:
     assert main(["evaluate", "--data", str(tmp_path), "--model", "tiny"]) == 2
+
+
+def test_the_written_score_is_the_one_the_layer_choice_implies() -> None:
+    torch.manual_seed(0)
+    layers = 0.2 + 0.6 * torch.rand(3, 2, 3, 8, 32, 32)  # [B, K, C, T, H, W]
+    d = 0.1 * torch.randn(3, 3, 8, 32, 32)
+    l1, l2 = layers[:, 0], layers[:, 1]
+    spread = lambda mixture: torch.stack([l1 + d, l2 - d, l1 - d, l2 + d], dim=1)  # noqa: E731
+    both = lambda mixture: torch.stack([l2, l1], dim=1)  # noqa: E731
+    scores = score_blends({"spread": spread, "both": both}, layers)
+    assert set(scores) == {"spread", "spread/written", "both", "both/written", "identity"}
+    # the cluster means {0, 2} and {1, 3} are the layers exactly: the oracle's best 2 are not
+    assert scores["spread/written"].loss.max() < 1e-5 < scores["spread"].loss.min()
+    assert scores["spread/written"].psnr_db.min() > scores["spread"].psnr_db.max()
+    # two outputs: the written layers are the outputs, in any order
+    torch.testing.assert_close(scores["both/written"].loss, scores["both"].loss)
+    assert scores["both/written"].loss.max() < 1e-5

@@ -44,7 +44,7 @@ REPORT_KEYS = {
     "seconds",
 }
 NEW_REPORT_KEYS = {"settings", "version", "created_utc", "input_mean_brightness"}
-LAYER_KEYS = {"file", "index", "mean_brightness", "difference_to_input"}
+LAYER_KEYS = {"file", "index", "outputs", "mean_brightness", "difference_to_input"}
 NTSC = Fraction(30000, 1001)
 
 
@@ -143,9 +143,12 @@ def test_layers_all_writes_every_output_of_the_model(tmp_path: Path) -> None:
     weights = write_weights(model.state_dict(), tmp_path / "3.safetensors", spec=model.config)
     source = write_test_video(tmp_path / "clip.mp4", random_frames(9, 32, 40))
     assert _separate(source, "-o", tmp_path / "out", "--model", weights, "--layers", "all") == 0
-    report = _check_outputs(tmp_path / "out" / "clip", source, 3)
+    report = _check_outputs(tmp_path / "out" / "clip", source, 4)  # 1 + 2 split, then the rest
     assert report["n_outputs"] == 3
-    assert sorted(layer["index"] for layer in report["layers"]) == [0, 1, 2]
+    groups = [layer["outputs"] for layer in report["layers"]]
+    assert sorted(groups[0] + groups[1]) == [0, 1, 2]  # the written two split the outputs
+    assert {tuple(g) for g in groups if len(g) == 1} == {(0,), (1,), (2,)}  # each output alone
+    assert [layer["index"] for layer in report["layers"]] == [g[0] for g in groups]
 
 
 def test_several_inputs_and_a_folder_are_all_separated(tmp_path: Path) -> None:
@@ -188,13 +191,14 @@ def test_size_processes_at_the_short_side_and_keeps_the_input_size(
 
 
 class FixedModel(torch.nn.Module):
-    """Three outputs ``(0.9 x, 0.1 x, 0.5 x)``: the two most dissimilar are outputs 0 and 1."""
+    """Four outputs ``(0.8 x, 0.2 x, 0.7 x, 0.3 x)``: of the three 2 + 2 groupings, ``{0, 2}`` and
+    ``{1, 3}`` have the means farthest apart (0.75 x and 0.25 x)."""
 
-    n_outputs = 3
+    n_outputs = 4
     stride = (8, 32, 32)
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        return torch.stack([0.9 * mixture, 0.1 * mixture, 0.5 * mixture], dim=1)
+        return torch.stack([w * mixture for w in (0.8, 0.2, 0.7, 0.3)], dim=1)
 
 
 def test_layers_all_keeps_layer_1_and_layer_2_of_the_default_run(
@@ -205,9 +209,11 @@ def test_layers_all_keeps_layer_1_and_layer_2_of_the_default_run(
     assert _separate(source, "-o", tmp_path / "two") == 0
     assert _separate(source, "-o", tmp_path / "all", "--layers", "all") == 0
     two = _check_outputs(tmp_path / "two" / "clip", source, 2)
-    every = _check_outputs(tmp_path / "all" / "clip", source, 3)
-    assert [layer["index"] for layer in two["layers"]] == [0, 1]  # closer to the input first
-    assert [layer["index"] for layer in every["layers"]] == [0, 1, 2]  # the rest after
+    every = _check_outputs(tmp_path / "all" / "clip", source, 6)
+    closer_first = [[0, 2], [1, 3]]  # the cluster means, the one closer to the input first
+    assert [layer["outputs"] for layer in two["layers"]] == closer_first
+    rest = [[0], [2], [3], [1]]  # then every output alone, by closeness to the input
+    assert [layer["outputs"] for layer in every["layers"]] == closer_first + rest
     for name in ("layer_1.mp4", "layer_2.mp4"):
         assert (tmp_path / "two" / "clip" / name).read_bytes() == (
             tmp_path / "all" / "clip" / name
@@ -236,8 +242,8 @@ def test_report_holds_settings_version_utc_time_and_layer_statistics(
     assert abs((datetime.now(timezone.utc) - created).total_seconds()) < 3600
     brightness = report["input_mean_brightness"]
     layer_1, layer_2 = report["layers"]
-    assert layer_1["mean_brightness"] == pytest.approx(0.9 * brightness, abs=0.02)
-    assert layer_2["mean_brightness"] == pytest.approx(0.1 * brightness, abs=0.02)
+    assert layer_1["mean_brightness"] == pytest.approx(0.75 * brightness, abs=0.02)
+    assert layer_2["mean_brightness"] == pytest.approx(0.25 * brightness, abs=0.02)
     assert 0 < layer_1["difference_to_input"] < layer_2["difference_to_input"]
 
 

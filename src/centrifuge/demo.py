@@ -22,6 +22,7 @@ from centrifuge.data.blend import blend
 from centrifuge.errors import CentrifugeError
 from centrifuge.inference import Separator
 from centrifuge.losses import pit_loss, reorder_layers
+from centrifuge.losses.grouping import compose
 from centrifuge.metrics import identity_baseline, psnr
 from centrifuge.separation import SeparateOptions, separate_file
 from centrifuge.utils import atomic_path
@@ -104,21 +105,30 @@ def run_demo(
     if on_step is not None:
         on_step("scoring against the true layers")
     pred = torch.cat([chunks[s] for s in sorted(chunks)], dim=2)  # [N, C, T, H, W]
-    loss, match = pit_loss(pred[None], layers[None])
-    identity, _ = pit_loss(identity_baseline(mixture[None], 2), layers[None])
+    groups = [tuple(layer["outputs"]) for layer in report["layers"]]
+    written = compose(pred, groups).clamp(0, 1)  # [2, C, T, H, W]: the layers written
+    loss, match = pit_loss(pred[None], layers[None])  # best 2 of the N, knowing the answer
+    written_loss, written_match = pit_loss(written[None], layers[None])
+    identity = identity_baseline(mixture[None], 2)
+    identity_loss, _ = pit_loss(identity, layers[None])
     matched = reorder_layers(pred[None], match)[0]
-    chosen = [layer["index"] for layer in report["layers"]]
-    sheet = _true_beside_separated(mixture, layers, pred[chosen])
+    written_matched = reorder_layers(written[None], written_match)[0]
+    sheet = _true_beside_separated(mixture, layers, written)
     save_png(sheet, out / "contact.png")
     scores = {
         "clips": [str(bikes), str(carphone)],
         "frames": FRAMES,
         "size": [HEIGHT, WIDTH],
         "model": model_name,
-        "loss": {"model": float(loss), "identity": float(identity)},
+        "loss": {
+            "written": float(written_loss),
+            "model": float(loss),
+            "identity": float(identity_loss),
+        },
         "psnr_db": {
+            "written": float(psnr(written_matched, layers).mean()),
             "model": float(psnr(matched, layers).mean()),
-            "identity": float(psnr(identity_baseline(mixture[None], 2)[0], layers).mean()),
+            "identity": float(psnr(identity[0], layers).mean()),
         },
         "outputs": str(out / mixture_path.stem),
         "contact_sheet": str(out / "contact.png"),

@@ -4,7 +4,7 @@ Given a video classifier supplied by the user, each blended pair of labelled vid
 1 / 0.5 / 0 by how many of its two labels the classifier recovers with two predictions:
 
 * mixed: the classifier's top-2 classes on the blend;
-* separated: the top-1 class of each of the two most dissimilar layers the model outputs;
+* separated: the top-1 class of each of the two layers ``separate`` writes (the cluster means);
 * clean: the top-1 class of each of the two original clips.
 
 The classifier is a ``.safetensors`` file written by :func:`save_classifier`: the weights, and in
@@ -33,7 +33,7 @@ from torch import nn
 from centrifuge.data.index import scan_folder
 from centrifuge.data.validation import iter_pairs, validation_pairs
 from centrifuge.errors import CentrifugeError, ModelError
-from centrifuge.losses import most_dissimilar
+from centrifuge.report import written_layers
 from centrifuge.utils import atomic_path
 
 __all__ = [
@@ -222,7 +222,7 @@ def downstream_accuracy(
         mixture = clean.mean(dim=0, keepdim=True)  # [1, C, T, S, S]
         top2 = _classify(classifier, mixture).topk(2, dim=1).indices[0].tolist()
         pred = model(mixture).float().clamp(0, 1)  # [1, N, C, T, S, S]
-        chosen = pred[0, most_dissimilar(pred)[0]]  # [2, C, T, S, S]
+        chosen = written_layers(pred, mixture)[0]  # [2, C, T, S, S], as separate writes them
         separated = _classify(classifier, chosen).argmax(dim=1).tolist()
         originals = _classify(classifier, clean).argmax(dim=1).tolist()
         totals["mixed"] += pair_score(top2, truth)

@@ -2,15 +2,20 @@
 
 ``evaluate`` builds P blends (alpha = 0.5) of pairs of distinct videos from a folder exactly as
 :mod:`centrifuge.data.validation` defines them (same folder, seed, T and PX -> same blends), runs
-the model, and reports the model beside the identity baseline (every output = the mixture) and,
-when asked, an untrained model of the same architecture. PSNR and SSIM are averaged over the K
-layers matched by the loss-minimising assignment.
+the model, and reports two scores of it beside the identity baseline (every output = the mixture)
+and, when asked, an untrained model of the same architecture:
+
+* ``written``: the two layers ``centrifuge separate`` writes, chosen by the same code
+  (:func:`centrifuge.report.written_layers`, without the answer) -- what a user gets;
+* ``model``: the best K of the N outputs, matched to the true layers knowing them (an oracle: the
+  paper's figure, and an upper bound of what a choice without the answer can reach).
+
+PSNR and SSIM are averaged over the K layers matched by the loss-minimising assignment.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from collections.abc import Callable
@@ -25,11 +30,13 @@ from centrifuge.data.index import scan_folder
 from centrifuge.data.validation import iter_pairs, make_layers, validation_pairs
 from centrifuge.losses import best_assignment, diversity, pairwise_l1_grad, reorder_layers
 from centrifuge.metrics import identity_baseline, psnr, ssim
+from centrifuge.report import written_layers
 from centrifuge.utils import atomic_path
 
-__all__ = ["Report", "ScoreTotals", "Scores", "evaluate", "score", "score_blends"]
+__all__ = ["WRITTEN", "Report", "ScoreTotals", "Scores", "evaluate", "score", "score_blends"]
 
 PSNR_CAP_DB = 100.0  # identical layers (a perfect pure-colour output) count as 100 dB
+WRITTEN = "/written"  # score_blends' key suffix for a predictor's written layers
 
 
 @dataclass
@@ -67,7 +74,12 @@ class Report:
 
     def table(self) -> str:
         """A readable table: loss, PSNR and SSIM of the model and the baselines."""
-        rows = [("model", self.loss["model"], self.psnr_db["model"], self.ssim["model"])]
+        rows = []
+        if "written" in self.loss:
+            rows.append(
+                ("written", self.loss["written"], self.psnr_db["written"], self.ssim["written"])
+            )
+        rows.append(("best 2", self.loss["model"], self.psnr_db["model"], self.ssim["model"]))
         rows.append(
             ("identity", self.loss["identity"], self.psnr_db["identity"], self.ssim["identity"])
         )
@@ -87,9 +99,18 @@ class Report:
             f"{'':10} {'loss':>8} {'PSNR dB':>8} {'SSIM':>6}",
         ]
         lines += [f"{n:10} {lo:8.4f} {p:8.2f} {s:6.3f}" for n, lo, p, s in rows]
-        ratio = self.loss["model"] / self.loss["identity"] if self.loss["identity"] else math.nan
         lines.append(
-            f"loss / identity = {ratio:.3f}; diversity min_i!=j l(Oi, Oj) = {self.diversity:.4f}"
+            "written = the layers `separate` writes; best 2 = the outputs closest to the true "
+            "layers, chosen knowing them (oracle)"
+        )
+        ratios = [
+            f"{name} {self.loss[key] / self.loss['identity']:.3f}"
+            for name, key in (("written", "written"), ("best 2", "model"))
+            if key in self.loss and self.loss["identity"]
+        ]
+        lines.append(
+            f"loss / identity: {', '.join(ratios) or 'n/a'}; "
+            f"diversity min_i!=j l(Oi, Oj) = {self.diversity:.4f}"
         )
         if self.downstream:
             d = self.downstream
@@ -100,14 +121,13 @@ class Report:
         return "\n".join(lines)
 
     def to_markdown(self) -> str:
-        head = "| | loss | PSNR (dB) | SSIM |\n|---|---|---|---|\n"
+        names = [("written", "written"), ("model", "best 2 (oracle)"), ("identity", "identity")]
         rows = [
-            f"| {self.model} | {self.loss['model']:.4f} | {self.psnr_db['model']:.2f} | "
-            f"{self.ssim['model']:.3f} |",
-            f"| identity | {self.loss['identity']:.4f} | {self.psnr_db['identity']:.2f} | "
-            f"{self.ssim['identity']:.3f} |",
+            f"| {label} | {self.loss[key]:.4f} | {self.psnr_db[key]:.2f} | {self.ssim[key]:.3f} |"
+            for key, label in names
+            if key in self.loss
         ]
-        return head + "\n".join(rows) + "\n"
+        return "| | loss | PSNR (dB) | SSIM |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
 
 
 class Scores(NamedTuple):
@@ -132,14 +152,20 @@ Predict = Callable[[torch.Tensor], torch.Tensor]
 
 
 def score_blends(predictors: dict[str, Predict], layers: torch.Tensor) -> dict[str, Scores]:
-    """Blend ``layers`` with equal weights, score each predictor's output on the mixture, and the
-    identity baseline's (key ``"identity"``).
+    """Blend ``layers`` with equal weights, score each predictor's output on the mixture (key
+    ``name``: the best K outputs, knowing the answer), the layers ``separate`` would write from it
+    (key ``name + WRITTEN``; for two layers), and the identity baseline (key ``"identity"``).
 
     Shape: layers ``[B, K, C, T, H, W]`` in ``[0, 1]``; a predictor maps the mixture
     ``[B, C, T, H, W]`` to ``[B, N, C, T, H, W]``.
     """
     mixture = blend(layers)  # [B, C, T, H, W]
-    scores = {name: score(predict(mixture).float(), layers) for name, predict in predictors.items()}
+    scores = {}
+    for name, predict in predictors.items():
+        pred = predict(mixture).float()
+        scores[name] = score(pred, layers)
+        if layers.shape[1] == 2:
+            scores[name + WRITTEN] = score(written_layers(pred, mixture), layers)
     scores["identity"] = score(identity_baseline(mixture, layers.shape[1]), layers)
     return scores
 
@@ -213,15 +239,16 @@ def evaluate(
     if batch:
         flush()
     mean = totals.means()
+    keys = {"model": "model", "identity": "identity", "written": "model" + WRITTEN}
     report = Report(
         model=model_name,
         pairs=len(specs),
         seed=seed,
         clip=[clip_len, size, size],
         variant=variant,
-        loss={"model": mean["model"].loss, "identity": mean["identity"].loss},
-        psnr_db={"model": mean["model"].psnr_db, "identity": mean["identity"].psnr_db},
-        ssim={"model": mean["model"].ssim, "identity": mean["identity"].ssim},
+        loss={k: mean[v].loss for k, v in keys.items()},
+        psnr_db={k: mean[v].psnr_db for k, v in keys.items()},
+        ssim={k: mean[v].ssim for k, v in keys.items()},
         diversity=mean["model"].diversity,
         n_outputs=model.n_outputs,
         seconds=round(time.monotonic() - started, 2),

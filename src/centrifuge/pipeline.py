@@ -4,7 +4,8 @@ layers, and encode the chosen layers and the preview in a background thread, all
 Decoding runs in its own thread (:meth:`~centrifuge.inference.Separator.windows`), the model in
 the calling one, x264 in a third (PyAV and torch release the GIL), so on two cores the model
 rarely waits. Only what the result needs is done per frame: the layers to write are chosen on the
-first finished frames and only they are encoded (``--layers all``: every one), the preview is
+first finished frames and only they are encoded (means of groups of outputs, see
+:meth:`~centrifuge.report.LayerStats.choose`; ``--layers all``: every output too), the preview is
 made from the frames in memory (no second decoding pass), and the statistics that choose the
 layers look at every :data:`STATS_EVERY`-th frame at a short side of 96 pixels.
 """
@@ -20,16 +21,16 @@ from typing import Literal
 import torch
 
 from centrifuge.inference import Separator
+from centrifuge.losses.grouping import Group, compose
 from centrifuge.preview import PreviewWriter
-from centrifuge.report import LayerStats
+from centrifuge.report import STATS_EVERY, LayerStats, layer_count
 from centrifuge.video.read import VideoReader
 from centrifuge.video.transforms import resize
 from centrifuge.video.write import VideoWriter, quantize_frames
 
-__all__ = ["STATS_EVERY", "SeparationPass"]
+__all__ = ["SeparationPass"]
 
 RESIZE_BYTES = 64 << 20  # layers are brought back to the input size this many bytes at a time
-STATS_EVERY = 4  # layer statistics on every 4th frame (bench/choice.py: the same layers chosen)
 # x264 at the same quality (CRF 18), faster: superfast took 4.3 ms per 398x224 frame against 7.6
 # for veryfast, for 15% larger files (bench/RESULTS.md); the preview is for looking: ultrafast
 LAYER_PRESET, PREVIEW_PRESET = "superfast", "ultrafast"
@@ -114,7 +115,7 @@ class SeparationPass:
     ) -> None:
         self.separator, self.reader, self.work, self.which = separator, reader, work, which
         self.progress, self.on_layers = progress, on_layers
-        m = separator.n_outputs if which == "all" else 2
+        m = layer_count(separator.n_outputs, which)
         self.layer_files = [work / f"layer_{i + 1}.mp4" for i in range(m)]
         self.preview_file = work / "preview.mp4"
 
@@ -152,10 +153,10 @@ class SeparationPass:
         return writers, preview
 
     def __call__(
-        self, choice: list[int] | None = None
-    ) -> tuple[list[int], LayerStats, int, list[list[torch.Tensor]]]:
-        """Returns the chosen output indices, the statistics of the whole video, the frame count
-        and the contact-sheet frames."""
+        self, choice: list[Group] | None = None
+    ) -> tuple[list[Group], LayerStats, int, list[list[torch.Tensor]]]:
+        """Returns the chosen groups of outputs (each written layer is the mean of one), the
+        statistics of the whole video, the frame count and the contact-sheet frames."""
         info = self.reader.info
         stats = LayerStats(self.separator.n_outputs, every=STATS_EVERY)
         encoder: _Encoder | None = None
@@ -172,7 +173,7 @@ class SeparationPass:
                     chosen = chosen or stats.choose(self.which)
                     writers, preview = self._writers(len(chosen))
                     encoder = _Encoder(writers, (info.height, info.width), preview)
-                encoder.put(layers[chosen], frames)
+                encoder.put(compose(layers, chosen), frames)
                 done = start + layers.shape[2]
                 if self.progress is not None:
                     self.progress(done, info.frames)

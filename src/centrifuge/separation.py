@@ -31,7 +31,7 @@ from centrifuge.errors import CentrifugeError
 from centrifuge.inference import Separator
 from centrifuge.pipeline import SeparationPass
 from centrifuge.preview import write_contact_sheet
-from centrifuge.report import build_report, write_report
+from centrifuge.report import build_report, layer_count, write_report
 from centrifuge.results import result_files, safe_name, staged_result
 from centrifuge.stills import is_still, separate_still
 from centrifuge.utils import available_memory
@@ -170,7 +170,7 @@ def _separate_into(
     info = reader.info
     n = separator.n_outputs
     still = is_still(reader.path)
-    paths = result_files(stage, n if options.layers == "all" else 2, still)
+    paths = result_files(stage, layer_count(n, options.layers), still)
     if still:
         chosen, stats = separate_still(
             separator, reader.path, paths["layers"], paths["contact"], options.layers

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from centrifuge.inference import Separator
+from centrifuge.losses.grouping import Group, compose
 from centrifuge.report import LayerStats
 from centrifuge.video.read import IMAGE_EXTENSIONS, read_video
 from centrifuge.viz import image_grid, save_png, to_image
@@ -33,22 +34,24 @@ def separate_still(
     layer_files: list[Path],
     contact: Path,
     which: str,
-) -> tuple[list[int], LayerStats]:
+) -> tuple[list[Group], LayerStats]:
     """Separate the image ``path``; write the chosen layers as PNGs (at the image's own size, also
     with ``separator.size``) and the contact sheet.
 
-    Returns the chosen output indices (in ``layer_files`` order) and the layer statistics.
+    Returns the chosen groups of outputs (in ``layer_files`` order; each layer is the mean of its
+    group) and the layer statistics.
     """
     frames, _ = read_video(path)  # [C, 1, H, W], native size
     layers = separator.window(frames).float().cpu()  # [N, C, 1, H, W]
     stats = LayerStats(len(layers))
     stats.add(layers, frames)
     chosen = stats.choose(which)
-    for i, target in zip(chosen, layer_files):
-        save_png(to_image(layers[i, :, 0]), target)
+    written = compose(layers, chosen)  # [M, C, 1, H, W]
+    for layer, target in zip(written, layer_files):
+        save_png(to_image(layer[:, 0]), target)
     low, high = STILL_CELL_HEIGHT
     sheet = image_grid(
-        [[frames[:, 0], *(layers[i, :, 0] for i in chosen)]],
+        [[frames[:, 0], *(layer[:, 0] for layer in written)]],
         col_labels=["input"] + [f"layer {k + 1}" for k in range(len(chosen))],
         cell_height=min(max(frames.shape[-2], low), high),
     )

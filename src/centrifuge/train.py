@@ -42,7 +42,7 @@ from centrifuge.distributed import (
     weights_digest,
 )
 from centrifuge.errors import ConfigError, ModelError, TrainingError
-from centrifuge.evaluate import ScoreTotals, score_blends
+from centrifuge.evaluate import WRITTEN, ScoreTotals, score_blends
 from centrifuge.kinetics import KINETICS_INIT
 from centrifuge.losses.objective import training_objective
 from centrifuge.models.registry import build_model
@@ -249,8 +249,10 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Validation scores of the model, and the identity baseline's loss, on the fixed blends,
-        scored by :func:`~centrifuge.evaluate.score_blends` as ``centrifuge evaluate`` scores."""
+        """Validation scores of the model (``val_loss``: best 2 outputs knowing the answer;
+        ``val_written_*``: the layers ``separate`` would write), and the identity baseline's loss,
+        on the fixed blends, scored by :func:`~centrifuge.evaluate.score_blends` as ``centrifuge
+        evaluate`` scores."""
         if self.val_layers is None:
             return {}
         self.model.eval()
@@ -260,7 +262,11 @@ class Trainer:
             layers = self.val_layers[i : i + bs].to(self.device).float().div_(255)
             totals.add(score_blends({"model": self._predict}, layers))
         mean = totals.means()
+        written = mean["model" + WRITTEN]
         return {
+            "val_written_loss": written.loss,
+            "val_written_psnr_db": written.psnr_db,
+            "val_written_ssim": written.ssim,
             "val_loss": mean["model"].loss,
             "val_identity": mean["identity"].loss,
             "val_diversity": mean["model"].diversity,

@@ -37,7 +37,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar.update(info["step"] - bar.n)
         shown = {"loss": f"{info['loss']:.4f}", "clips/s": f"{info['clips_per_s']:.1f}"}
         if "val_loss" in info:
-            shown["val"] = f"{info['val_loss']:.4f}/{info['val_identity']:.4f}"
+            shown["val"] = (
+                f"{info['val_written_loss']:.4f} written, {info['val_loss']:.4f} best 2"
+                f"/{info['val_identity']:.4f}"
+            )
         bar.set_postfix(shown, refresh=False)
 
     trainer = Trainer(
@@ -57,9 +60,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if trainer.is_main:
         line = f"step {summary['step']}/{summary['steps']}"
         if "val_loss" in summary:
+            ident = summary["val_identity"]
             line += (
-                f"  val loss {summary['val_loss']:.4f} (identity {summary['val_identity']:.4f},"
-                f" ratio {summary['val_loss'] / summary['val_identity']:.2f})"
+                f"  val loss: written {summary['val_written_loss']:.4f}"
+                f" ({summary['val_written_loss'] / ident:.3f}x identity),"
+                f" best 2 (oracle) {summary['val_loss']:.4f} ({summary['val_loss'] / ident:.3f}x)"
             )
         if summary["stopped_by"]:
             line += f"  stopped by {summary['stopped_by']}: continue with --resume"
