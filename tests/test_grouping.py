@@ -5,7 +5,13 @@ from math import comb
 import pytest
 import torch
 
-from centrifuge.losses.grouping import balanced_bipartitions, compose, groups_of, singles
+from centrifuge.losses.grouping import (
+    balanced_bipartitions,
+    compose,
+    groups_of,
+    singles,
+    written_pit_loss,
+)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 6])
@@ -44,3 +50,30 @@ def test_compose_is_the_group_mean_and_exact_for_one_output() -> None:
     torch.testing.assert_close(out[:, 1], (layers[:, 0] + layers[:, 3]) / 2)
     torch.testing.assert_close(out[:, 2], layers.mean(1))
     assert torch.equal(compose(layers[0], [(1,), (3,)]), layers[0, [1, 3]])  # dim=0
+
+
+def test_written_pit_loss_scores_the_farthest_split_means() -> None:
+    torch.manual_seed(1)
+    layers = torch.rand(2, 2, 3, 4, 16, 16)
+    d = 0.1 * torch.randn(2, 3, 4, 16, 16)
+    pred = torch.stack([layers[:, 0] + d, layers[:, 1] - d, layers[:, 0] - d, layers[:, 1] + d], 1)
+    pred.requires_grad_()
+    loss = written_pit_loss(pred, layers)
+    assert loss.item() < 1e-6  # the means of {0, 2} and {1, 3} are the layers
+    loss.backward()
+    assert pred.grad is not None
+    swapped = torch.stack([layers[:, 1], layers[:, 0]], 1)
+    assert written_pit_loss(swapped, layers).item() == 0.0  # either order
+
+
+def test_augmentations_keep_range_and_repeat_with_the_generator() -> None:
+    from centrifuge.data.augment import augment_clips
+
+    clips = torch.rand(4, 3, 5, 8, 8)
+    a = augment_clips(clips, colour=0.3, reverse=0.5, generator=torch.Generator().manual_seed(3))
+    b = augment_clips(clips, colour=0.3, reverse=0.5, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1 and not torch.equal(a, clips)
+    g = torch.Generator().manual_seed(3)
+    assert torch.equal(augment_clips(clips, colour=0, reverse=0, generator=g), clips)
+    backwards = augment_clips(clips, colour=0, reverse=1.0, generator=g)
+    assert torch.equal(backwards, clips.flip(2))

@@ -54,6 +54,8 @@ class DataConfig:
     workers: int = 2  # DataLoader worker processes (CPU banks and direct decoding)
     photos: str | None = None  # folder of photographs animated into extra clips
     photo_fraction: float = 0.0  # fraction of clips drawn from ``photos``
+    colour_jitter: float = 0.0  # per-clip gamma and channel-gain jitter (data/augment.py)
+    reverse: float = 0.0  # probability that a clip plays backwards
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,7 @@ class TrainConfig:
     grad_clip: float | None = None
     recompose_weight: float = 0.0  # Eq. 4 term
     diversity_weight: float = 0.0  # -l(Oi, Oj) term
+    written_weight: float = 0.0  # loss of the layers separate writes (the cluster means)
     seed: int = 0
     precision: str = "fp32"  # fp32 | bf16 (autocast on CUDA)
     channels_last: bool = False

@@ -227,6 +227,7 @@ class Trainer:
             weights,
             recompose_weight=tc.recompose_weight,
             diversity_weight=tc.diversity_weight,
+            written_weight=tc.written_weight,
         )
         self.optimizer.zero_grad(set_to_none=True)
         terms.total.backward()

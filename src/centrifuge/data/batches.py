@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from centrifuge.config import Config, DataConfig
+from centrifuge.data.augment import augment_clips
 from centrifuge.data.bank import ClipBank
 from centrifuge.data.blend import blend, freeze_clips, make_mixtures, mixture_weights
 from centrifuge.data.folder import ClipSpec, RandomClips, StreamSampler, VideoFolder
@@ -139,7 +140,9 @@ def mix_batch(
     clips: torch.Tensor, data: DataConfig, *, seed: int, rank: int, step: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Blend a step's clips into mixtures, with partners and weights drawn for ``(seed, rank,
-    step)``; with ``data.one_frozen`` the first layer of a mixture is frozen with that probability.
+    step)``, after the per-clip augmentations of ``data``
+    (:func:`~centrifuge.data.augment.augment_clips`); with ``data.one_frozen`` the first layer of
+    a mixture is frozen with that probability.
 
     Args:
         clips: ``[B * K, C, T, H, W]`` independent clips, or ``[B, K, C, T, H, W]`` when
@@ -149,6 +152,11 @@ def mix_batch(
         ``(layers [B, K, C, T, H, W], mixture [B, C, T, H, W], weights [B, K])``.
     """
     g = step_generator(seed, rank, step)
+    if data.colour_jitter or data.reverse:
+        shape = clips.shape
+        flat = clips.reshape(-1, *shape[-4:])  # [B * K, C, T, H, W]
+        flat = augment_clips(flat, colour=data.colour_jitter, reverse=data.reverse, generator=g)
+        clips = flat.reshape(shape)
     alpha = data.alpha_range if data.alpha_range is not None else data.alpha
     if data.same_class:
         weights = mixture_weights(clips.shape[0], clips.shape[1], alpha, g).to(clips.device)

@@ -16,7 +16,18 @@ from functools import lru_cache
 
 import torch
 
-__all__ = ["Group", "balanced_bipartitions", "compose", "groups_of", "singles"]
+from centrifuge.losses.pairwise import pairwise_l1_grad, video_loss
+
+__all__ = [
+    "Group",
+    "balanced_bipartitions",
+    "compose",
+    "farthest_split",
+    "groups_of",
+    "singles",
+    "split_means",
+    "written_pit_loss",
+]
 
 Group = tuple[int, ...]  # output indices, increasing; a written layer is their mean
 
@@ -70,3 +81,37 @@ def compose(layers: torch.Tensor, groups: list[Group], dim: int = 0) -> torch.Te
             index = torch.tensor(group, device=layers.device)
             parts.append(layers.index_select(dim, index).mean(dim))
     return torch.stack(parts, dim=dim)
+
+
+def split_means(pred: torch.Tensor) -> torch.Tensor:
+    """The two half-means of every balanced bipartition, in :func:`balanced_bipartitions` order.
+
+    Shape: pred ``[B, N, C, T, H, W]`` -> ``[B, S, 2, C, T, H, W]`` (S splits).
+    """
+    splits = balanced_bipartitions(pred.shape[1])
+    halves = [half for split in splits for half in split]
+    means = compose(pred, halves, dim=1)  # [B, 2S, C, T, H, W]
+    return means.reshape(pred.shape[0], len(splits), 2, *pred.shape[2:])
+
+
+@torch.no_grad()
+def farthest_split(means: torch.Tensor) -> torch.Tensor:
+    """Per clip, the split whose two half-means are farthest apart by the paper's loss (the
+    choice ``separate`` makes, here on the whole clip at its own size): ``[B, S, 2, C, T, H, W]``
+    from :func:`split_means` -> int64 ``[B]``, the first such split on a tie."""
+    return video_loss(means[:, :, 0], means[:, :, 1]).argmax(dim=1)
+
+
+def written_pit_loss(pred: torch.Tensor, layers: torch.Tensor) -> torch.Tensor:
+    """The paper's loss of the two layers ``separate`` writes: the half-means of the
+    :func:`farthest_split` (chosen without the answer, no gradient through the choice), matched
+    to the two true layers in the better of the two orders; mean over the batch.
+
+    Shape: pred ``[B, N, C, T, H, W]``, layers ``[B, 2, C, T, H, W]`` -> scalar.
+    """
+    means = split_means(pred)  # [B, S, 2, C, T, H, W]
+    chosen = farthest_split(means)
+    written = means[torch.arange(len(means), device=means.device), chosen]  # [B, 2, C, T, H, W]
+    pw = pairwise_l1_grad(written, layers)  # [B, 2, 2]
+    cost = torch.minimum(pw[:, 0, 0] + pw[:, 1, 1], pw[:, 0, 1] + pw[:, 1, 0])
+    return cost.mean()

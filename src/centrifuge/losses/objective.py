@@ -1,9 +1,11 @@
 """The training objective: the permutation-invariant loss plus the optional terms of Sec. 4.1.
 
-``total = pit + recompose_weight * recomposition + diversity_weight * (-diversity)``, where the
-extra terms use the assignment PIT chose. The weights come from the training config; a zero weight
-skips its term. ``pit`` is the number reported as "loss" everywhere (paper Eq. 2-3); ``total`` is
-what the optimiser minimises.
+``total = pit + recompose_weight * recomposition + diversity_weight * (-diversity)
++ written_weight * written``, where the recomposition and diversity terms use the assignment PIT
+chose and ``written`` is the loss of the layers ``separate`` writes (the farthest-apart cluster
+means, :func:`~centrifuge.losses.grouping.written_pit_loss`). The weights come from the training
+config; a zero weight skips its term. ``pit`` is the number reported as "loss" everywhere (paper
+Eq. 2-3); ``total`` is what the optimiser minimises.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import NamedTuple
 
 import torch
 
+from centrifuge.losses.grouping import written_pit_loss
 from centrifuge.losses.pit import diversity_loss, pit_loss, recomposition_loss
 
 __all__ = ["ObjectiveTerms", "training_objective"]
@@ -33,6 +36,7 @@ def training_objective(
     *,
     recompose_weight: float = 0.0,
     diversity_weight: float = 0.0,
+    written_weight: float = 0.0,
 ) -> ObjectiveTerms:
     """PIT loss plus the weighted recomposition (Eq. 4) and diversity terms.
 
@@ -43,9 +47,10 @@ def training_objective(
         weights: the blend weights ``[B, K]`` that made ``mixture`` from ``layers``.
         recompose_weight: weight of :func:`~centrifuge.losses.recomposition_loss`.
         diversity_weight: weight of :func:`~centrifuge.losses.diversity_loss`.
+        written_weight: weight of :func:`~centrifuge.losses.grouping.written_pit_loss` (K = 2).
 
     Returns:
-        :class:`ObjectiveTerms` ``(total, pit, match)``; with both weights zero, ``total is pit``.
+        :class:`ObjectiveTerms` ``(total, pit, match)``; with every weight zero, ``total is pit``.
     """
     pit, match = pit_loss(pred, layers)
     total = pit
@@ -53,4 +58,6 @@ def training_objective(
         total = total + recompose_weight * recomposition_loss(pred, match, mixture, weights)
     if diversity_weight:
         total = total + diversity_weight * diversity_loss(pred, match)
+    if written_weight:
+        total = total + written_weight * written_pit_loss(pred, layers)
     return ObjectiveTerms(total, pit, match)
