@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from centrifuge import engine
-from centrifuge.engine import MAX_SHAPES, compile_model, model_digest
+from centrifuge.inference import engine
+from centrifuge.inference.engine import MAX_SHAPES, compile_model, model_digest
 from centrifuge.models import build_model
 from centrifuge.video.read import read_video
 from centrifuge.video.transforms import pad_to_multiple
@@ -265,7 +265,8 @@ def test_exporting_writes_nothing_outside_the_cache_and_sends_no_telemetry(
     home = tmp_path / "home"
     home.mkdir()
     code = (
-        "from centrifuge.models import build_model; from centrifuge.engine import compile_model;"
+        "from centrifuge.models import build_model;"
+        "from centrifuge.inference.engine import compile_model;"
         "r = compile_model(build_model('tiny'), (1, 3, 8, 32, 32)); print(r.backend)"
     )
     env = {**__import__("os").environ, "HOME": str(home), "CENTRIFUGE_CACHE": str(tmp_path / "c")}

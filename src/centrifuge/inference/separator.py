@@ -23,9 +23,9 @@ from typing import Literal
 import torch
 
 from centrifuge import defaults
-from centrifuge.background import prefetch
-from centrifuge.detail import add_upsampled_difference
-from centrifuge.engine import compile_model
+from centrifuge.inference.detail import add_upsampled_difference
+from centrifuge.inference.engine import compile_model
+from centrifuge.inference.prefetch import prefetch
 from centrifuge.losses.pairwise import pairwise_l1_grad
 from centrifuge.losses.pit import best_assignment
 from centrifuge.models.centrifuge import CentrifugeNet
@@ -68,13 +68,15 @@ class Separator:
             at least :data:`~centrifuge.defaults.AUTO_MIN_SIDE`, for a residual model, else
             native); the layers come back at the size of the frames given: for a residual model
             the predicted differences are upsampled onto the frames
-            (:func:`~centrifuge.detail.add_upsampled_difference`), else the layers are resized.
+            (:func:`~centrifuge.inference.detail.add_upsampled_difference`), else the layers are
+            resized.
         tile: largest processed tile side in pixels; larger frames are tiled (``None`` = never).
         tile_overlap: pixels shared by neighbouring tiles.
         device: where the model runs.
         bf16: bf16 autocast (CUDA only; ``None``: on CUDA).
         channels_last: run the model on channels-last (NDHWC) tensors.
-        backend: how a :class:`~centrifuge.models.CentrifugeNet` runs (:mod:`centrifuge.engine`:
+        backend: how a :class:`~centrifuge.models.CentrifugeNet` runs
+            (:mod:`~centrifuge.inference.engine`:
             ``auto``, ``openvino``, ``compile``, ``torch``; default
             :func:`centrifuge.defaults.backend`); other modules run eagerly.
     """

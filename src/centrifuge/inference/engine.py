@@ -13,8 +13,8 @@ Backends:
   is ready in under a second (0.65 s measured for `small`) instead of tens of seconds. Entries
   are keyed by :func:`model_digest` (weights, architecture, model code, torch/OpenVINO/engine
   versions) and the input shape, written atomically with a manifest of SHA-256 sums
-  (:mod:`centrifuge.cache_entries`: an entry that does not match its manifest or does not load
-  is rebuilt; the least recently used beyond 16 are removed). Nothing is ever unpickled.
+  (:mod:`~centrifuge.inference.cache_entries`: an entry that does not match its manifest or does
+  not load is rebuilt; the least recently used beyond 16 are removed). Nothing is ever unpickled.
 * ``compile``: ``torch.compile`` (inductor, weights frozen), one static graph per shape; needs a C++
   compiler and tens of seconds per shape, kept by inductor's own cache.
 * ``torch``: eager PyTorch (channels-last on the CPU, bf16 autocast on CUDA): the reference, and the
@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 
 from centrifuge import defaults
-from centrifuge.cache_entries import load_entry, save_entry
+from centrifuge.inference.cache_entries import load_entry, save_entry
 from centrifuge.models.fuse import fold_batchnorm
 from centrifuge.utils import cache_dir
 
