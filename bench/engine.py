@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from centrifuge.inference.engine import compile_model, cpu_has_native_bf16
+from centrifuge.inference.engine import compile_model
+from centrifuge.inference.openvino import cpu_has_native_bf16
 from centrifuge.pretrained import load_model
 from centrifuge.utils import tune_cpu_allocator
 from centrifuge.video.read import read_video
