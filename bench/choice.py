@@ -19,9 +19,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from centrifuge.data.index import find_videos
-from centrifuge.inference import Separator
+from centrifuge.inference.report import STATS_EVERY, LayerStats
+from centrifuge.inference.separator import Separator
 from centrifuge.pretrained import load_model
-from centrifuge.report import STATS_EVERY, LayerStats
 from centrifuge.video.read import VideoReader
 from common import machine, print_table, write_json
 

@@ -1,4 +1,5 @@
-"""CPU inference backends of `centrifuge.engine` on one 224p window of the bundled `small` model.
+"""CPU inference backends of `centrifuge.inference.engine` on one 224p window of the bundled `small`
+model.
 
 For each backend (eager torch, OpenVINO, torch.compile) and precision: start-up in a fresh process
 with an empty cache (export/compile) and again with the cache the first process left (the second
@@ -24,7 +25,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from centrifuge.engine import compile_model, cpu_has_native_bf16
+from centrifuge.inference.engine import compile_model
+from centrifuge.inference.openvino import cpu_has_native_bf16
 from centrifuge.pretrained import load_model
 from centrifuge.utils import tune_cpu_allocator
 from centrifuge.video.read import read_video

@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from centrifuge.data.index import scan_folder
 from centrifuge.data.validation import iter_pairs, validation_pairs
-from centrifuge.engine import compile_model
+from centrifuge.inference.engine import compile_model
 from centrifuge.losses import best_assignment, pairwise_l1_grad, reorder_layers
 from centrifuge.metrics import psnr, ssim
 from centrifuge.pretrained import load_model

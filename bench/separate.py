@@ -85,15 +85,18 @@ def run_separate(video: Path, out: Path, args, backend: str) -> dict:
 # -- where the time goes, in this process -------------------------------------------------------
 STAGES = {  # stage -> (module, attribute path) whose calls are timed, in whatever thread runs them
     "decode": ("centrifuge.video.read", "VideoReader.windows"),  # generator: time inside next()
-    "model": ("centrifuge.inference", "Separator._forward"),
-    "resize": ("centrifuge.inference", "resize"),  # --size: layers back to the frames' size
-    "align": ("centrifuge.inference", "align_order"),
+    "model": ("centrifuge.inference.separator", "Separator._forward"),
+    "resize": (
+        "centrifuge.inference.separator",
+        "resize",
+    ),  # --size: layers back to the frames' size
+    "align": ("centrifuge.inference.separator", "align_order"),
     "overlap-add": ("centrifuge.video.clips", "OverlapAdd.add"),
-    "statistics": ("centrifuge.report", "LayerStats.add"),
-    "quantise": ("centrifuge.pipeline", "quantize_frames"),
+    "statistics": ("centrifuge.inference.report", "LayerStats.add"),
+    "quantise": ("centrifuge.inference.video_pass", "quantize_frames"),
     "encode layers": ("centrifuge.video.write", "VideoWriter.write"),  # includes the preview's
-    "preview": ("centrifuge.preview", "PreviewWriter.write"),
-    "contact sheet": ("centrifuge.separation", "write_contact_sheet"),
+    "preview": ("centrifuge.inference.preview", "PreviewWriter.write"),
+    "contact sheet": ("centrifuge.inference.files", "write_contact_sheet"),
 }
 
 
@@ -155,9 +158,8 @@ class StageClock:
 
 def staged_run(video: Path, out: Path, args, backend: str) -> dict:
     """``separate_file`` in this process with every stage timed: seconds per stage and in all."""
-    from centrifuge.inference import Separator
+    from centrifuge.inference import SeparateOptions, Separator, separate_file
     from centrifuge.pretrained import load_model
-    from centrifuge.separation import SeparateOptions, separate_file
 
     t0 = time.perf_counter()
     separator = Separator(load_model(args.model), size="auto", backend=backend)  # as the CLI

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from centrifuge.cache_entries import load_entry, prune, save_entry
+from centrifuge.inference.cache_entries import load_entry, prune, save_entry
 
 FILES = {".xml": b"<net/>", ".bin": bytes(range(256)) * 4}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from centrifuge.detail import add_upsampled_difference
+from centrifuge.inference.detail import add_upsampled_difference
 from centrifuge.video.transforms import resize
 
 

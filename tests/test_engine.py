@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from centrifuge import engine
-from centrifuge.engine import MAX_SHAPES, compile_model, model_digest
+from centrifuge.inference import engine, openvino
+from centrifuge.inference.engine import MAX_SHAPES, compile_model
+from centrifuge.inference.openvino import model_digest
 from centrifuge.models import build_model
 from centrifuge.video.read import read_video
 from centrifuge.video.transforms import pad_to_multiple
@@ -57,18 +58,23 @@ def _data_files(folder: Path) -> dict[str, int]:
 
 def _count_exports(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
     calls: list[tuple[int, ...]] = []
-    export = engine._export_openvino
+    export = openvino._export_openvino
 
     def counting(model, shape):
         calls.append(shape)
         return export(model, shape)
 
-    monkeypatch.setattr(engine, "_export_openvino", counting)
+    monkeypatch.setattr(openvino, "_export_openvino", counting)
     return calls
 
 
+def _openvino_f32(model: torch.nn.Module, shape: tuple[int, ...], folder: Path) -> engine.Runner:
+    """An OpenVINO runner in fp32 (precision ``auto`` is bf16 on CPUs with native bf16)."""
+    return compile_model(model, shape, backend="openvino", precision="f32", cache_dir=folder)
+
+
 def _no_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine, "_cpu_flags", lambda: {"fpu", "sse2", "avx2", "fma"})
+    monkeypatch.setattr(openvino, "_cpu_flags", lambda: {"fpu", "sse2", "avx2", "fma"})
 
 
 @needs_openvino
@@ -78,7 +84,9 @@ def test_openvino_runner_matches_eager_fp32_on_tiny_model(tmp_path: Path) -> Non
         bn.running_mean.uniform_(-0.1, 0.1)  # BN statistics that folding has to get right
         bn.running_var.uniform_(0.5, 1.5)
     x = torch.rand(1, 3, 8, 32, 32)
-    runner = compile_model(model, tuple(x.shape), backend="openvino", cache_dir=tmp_path)
+    runner = compile_model(
+        model, tuple(x.shape), backend="openvino", precision="f32", cache_dir=tmp_path
+    )
     assert (runner.backend, runner.notice) == ("openvino", "")
     out = runner(x)
     assert out.dtype == torch.float32 and out.shape == (1, 2, 3, 8, 32, 32)
@@ -93,10 +101,14 @@ def test_second_runner_reuses_the_cache_without_exporting(
 ) -> None:
     exports = _count_exports(monkeypatch)
     model, x = ToyNet(), torch.rand(1, 3, 8, 32, 32)
-    first = compile_model(model, tuple(x.shape), backend="openvino", cache_dir=tmp_path)(x)
+    first = compile_model(
+        model, tuple(x.shape), backend="openvino", precision="f32", cache_dir=tmp_path
+    )(x)
     assert {p.suffix for p in tmp_path.iterdir()} == {".xml", ".bin", ".blob", ".json"}
     written = _data_files(tmp_path)
-    runner = compile_model(model, tuple(x.shape), backend="openvino", cache_dir=tmp_path)
+    runner = compile_model(
+        model, tuple(x.shape), backend="openvino", precision="f32", cache_dir=tmp_path
+    )
     assert runner.backend == "openvino" and len(exports) == 1
     assert _data_files(tmp_path) == written  # all read, nothing written
     torch.testing.assert_close(runner(x), first, atol=0, rtol=0)
@@ -110,7 +122,7 @@ def test_damaged_cache_entry_is_rebuilt(
     exports = _count_exports(monkeypatch)
     model, x = ToyNet(), torch.rand(1, 3, 8, 32, 32)
     expected = _eager(model, x)
-    compile_model(model, tuple(x.shape), backend="openvino", cache_dir=tmp_path)
+    _openvino_f32(model, tuple(x.shape), tmp_path)
     blob = next(tmp_path.glob("*.blob"))
     if damage == "truncated-blob":
         blob.write_bytes(blob.read_bytes()[:100])
@@ -125,13 +137,15 @@ def test_damaged_cache_entry_is_rebuilt(
     ir_damaged = damage in (".bin", ".xml", "manifest")
     if ir_damaged:  # a compiled blob stands alone: the IR is read only to compile a new one
         blob.unlink()
-    runner = compile_model(model, tuple(x.shape), backend="openvino", cache_dir=tmp_path)
+    runner = compile_model(
+        model, tuple(x.shape), backend="openvino", precision="f32", cache_dir=tmp_path
+    )
     assert (runner.backend, runner.notice) == ("openvino", "")
     torch.testing.assert_close(runner(x), expected, atol=FP32_ATOL, rtol=0)
     assert len(exports) == (2 if ir_damaged else 1)
     # the entry is whole again: a third runner neither exports nor writes anything
     written = _data_files(tmp_path)
-    compile_model(model, tuple(x.shape), backend="openvino", cache_dir=tmp_path)
+    _openvino_f32(model, tuple(x.shape), tmp_path)
     assert len(exports) == (2 if ir_damaged else 1)
     assert _data_files(tmp_path) == written
 
@@ -143,7 +157,9 @@ def test_unwritable_cache_folder_still_runs_openvino(
     blocked = tmp_path / "file"
     blocked.write_text("a file where the cache folder should be")
     model, x = ToyNet(), torch.rand(1, 3, 8, 32, 32)
-    runner = compile_model(model, tuple(x.shape), backend="openvino", cache_dir=blocked / "engine")
+    runner = compile_model(
+        model, tuple(x.shape), backend="openvino", precision="f32", cache_dir=blocked / "engine"
+    )
     assert (runner.backend, runner.notice) == ("openvino", "")
     torch.testing.assert_close(runner(x), _eager(model, x), atol=FP32_ATOL, rtol=0)
 
@@ -168,9 +184,11 @@ def test_failing_export_falls_back_to_eager_with_a_notice(
     def broken(model, shape):
         raise RuntimeError("unsupported operation aten::something\nmore detail")
 
-    monkeypatch.setattr(engine, "_export_openvino", broken)
+    monkeypatch.setattr(openvino, "_export_openvino", broken)
     model, x = ToyNet(), torch.rand(1, 3, 8, 32, 32)
-    runner = compile_model(model, tuple(x.shape), backend="openvino", cache_dir=tmp_path)
+    runner = compile_model(
+        model, tuple(x.shape), backend="openvino", precision="f32", cache_dir=tmp_path
+    )
     assert runner.backend == "torch"
     assert "RuntimeError: unsupported operation aten::something" in runner.notice
     assert "\n" not in runner.notice
@@ -196,7 +214,7 @@ def test_bf16_is_never_chosen_on_a_cpu_without_native_bf16(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _no_bf16(monkeypatch)
-    assert not engine.cpu_has_native_bf16()
+    assert not openvino.cpu_has_native_bf16()
     model, shape = ToyNet(), (1, 3, 8, 32, 32)
     auto = compile_model(model, shape, cache_dir=tmp_path)
     assert (auto.backend, auto.precision, auto.notice) == ("openvino", "f32", "")
@@ -209,9 +227,9 @@ def test_bf16_is_chosen_for_openvino_only_where_the_cpu_has_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cpu = torch.device("cpu")
-    for flag in engine.BF16_CPU_FLAGS:
-        monkeypatch.setattr(engine, "_cpu_flags", lambda flag=flag: {"avx2", flag})
-        assert engine.cpu_has_native_bf16()
+    for flag in openvino.BF16_CPU_FLAGS:
+        monkeypatch.setattr(openvino, "_cpu_flags", lambda flag=flag: {"avx2", flag})
+        assert openvino.cpu_has_native_bf16()
         assert engine._resolve_precision("auto", cpu, "openvino") == ("bf16", "")
         # eager torch keeps fp32 unless asked: its bf16 speed and error were not measured
         assert engine._resolve_precision("auto", cpu, "torch") == ("f32", "")
@@ -265,7 +283,8 @@ def test_exporting_writes_nothing_outside_the_cache_and_sends_no_telemetry(
     home = tmp_path / "home"
     home.mkdir()
     code = (
-        "from centrifuge.models import build_model; from centrifuge.engine import compile_model;"
+        "from centrifuge.models import build_model;"
+        "from centrifuge.inference.engine import compile_model;"
         "r = compile_model(build_model('tiny'), (1, 3, 8, 32, 32)); print(r.backend)"
     )
     env = {**__import__("os").environ, "HOME": str(home), "CENTRIFUGE_CACHE": str(tmp_path / "c")}

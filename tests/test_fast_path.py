@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from centrifuge.inference import Separator
+from centrifuge.inference.files import separate_file
+from centrifuge.inference.separator import Separator
 from centrifuge.pretrained import load_model
-from centrifuge.separation import separate_file
 
 # OpenVINO stays out of the processes that run the rest of the suite (see the Makefile)
 pytestmark = pytest.mark.engine

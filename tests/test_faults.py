@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
+import centrifuge.inference.files
+import centrifuge.inference.preview
 import centrifuge.pretrained
-import centrifuge.preview
-import centrifuge.separation
 import centrifuge.video.write
 from centrifuge.cli import main
 from centrifuge.models.registry import build_model
@@ -76,9 +76,10 @@ def _in_fork(run, kill_at: int = 0) -> tuple[int, int]:
 
         for owner, name in [
             (centrifuge.video.write.VideoWriter, "close"),  # each layer, then the preview
-            (centrifuge.preview.PreviewWriter, "close"),  # the layers are in the work folder
-            (centrifuge.separation, "write_contact_sheet"),
-            (centrifuge.separation, "write_report"),  # report.json
+            # the layers are in the work folder
+            (centrifuge.inference.preview.PreviewWriter, "close"),
+            (centrifuge.inference.files, "write_contact_sheet"),
+            (centrifuge.inference.files, "write_report"),  # report.json
             (os, "rename"),  # the earlier result out, the new one in
             (shutil, "rmtree"),  # clean-up
         ]:

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import centrifuge.inference
+import centrifuge.inference.engine
 import centrifuge.pretrained
 import corpus
 from centrifuge.cli import main
+from centrifuge.inference.results import safe_name
 from centrifuge.models.fuse import fold_batchnorm
 from centrifuge.models.registry import build_model
-from centrifuge.results import safe_name
 
 MUTATIONS = 170  # with the ~30 base files: about 200 inputs
 SETTINGS = ["--clip-len", "8", "--overlap", "2"]
@@ -32,7 +32,7 @@ def test_separate_survives_a_corpus_of_odd_and_damaged_inputs(
     # random weights: the plumbing is under test, not quality; BatchNorm folded once, not per input
     model = fold_batchnorm(build_model("tiny"))
     monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *args, **kwargs: model)
-    monkeypatch.setattr(centrifuge.inference, "fold_batchnorm", lambda m: m.eval())
+    monkeypatch.setattr(centrifuge.inference.engine, "fold_batchnorm", lambda m: m.eval())
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: one thread is fastest, more only contend
     try:

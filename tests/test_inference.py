@@ -185,3 +185,41 @@ def test_auto_size_runs_a_residual_model_at_half_size_and_keeps_the_input_detail
 def test_auto_size_leaves_other_models_at_native_size() -> None:
     sep = Separator(CopyModel(), size="auto")
     assert sep.processing_shape(240, 320) == (240, 320) and not sep.needs_full_size(240, 320)
+
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.gpu),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", ["fake", "tiny"])
+def test_every_forward_of_a_separator_goes_through_its_runner(device: str, kind: str) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from centrifuge.models import build_model
+
+    model = CopyModel() if kind == "fake" else build_model("tiny").eval()
+    inside, calls = [False], []
+
+    def hook(module: torch.nn.Module, args: tuple) -> None:  # copied along with the model
+        assert inside[0], "the model ran outside the engine's runner"
+        calls.append(args[0].device.type)
+
+    model.register_forward_pre_hook(hook)
+    sep = Separator(model, clip_len=8, overlap=2, tile=64, tile_overlap=16, device=device)
+    runner = sep.runner
+
+    def through_runner(x: torch.Tensor) -> torch.Tensor:
+        inside[0] = True
+        try:
+            return runner(x)
+        finally:
+            inside[0] = False
+
+    sep.runner = through_runner
+    frames = random_frames(20, 40, 100)  # 3 windows of 1 x 2 tiles
+    out = torch.cat([chunk for _, chunk, _ in sep.stream(frames)], dim=2)
+    assert out.shape == (2, *frames.shape) and out.device.type == "cpu"
+    assert calls == [torch.device(device).type] * 6

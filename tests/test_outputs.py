@@ -10,21 +10,21 @@ from pathlib import Path
 import pytest
 import torch
 
-import centrifuge.inference
+import centrifuge.inference.files
+import centrifuge.inference.preview
+import centrifuge.inference.separator
 import centrifuge.pretrained
-import centrifuge.preview
-import centrifuge.separation
 from centrifuge.cli import main
 from centrifuge.errors import CentrifugeError
-from centrifuge.inference import Separator
-from centrifuge.models.registry import build_model
-from centrifuge.results import result_lock, safe_name
-from centrifuge.separation import (
+from centrifuge.inference.files import (
     SeparateOptions,
     check_window_memory,
     separate_file,
     window_bytes,
 )
+from centrifuge.inference.results import result_lock, safe_name
+from centrifuge.inference.separator import Separator
+from centrifuge.models.registry import build_model
 from conftest import random_frames, write_test_video
 
 FINAL = {"layer_1.mp4", "layer_2.mp4", "preview.mp4", "contact.png", "report.json"}
@@ -130,8 +130,8 @@ def test_a_late_failure_leaves_no_result_and_keeps_the_earlier_one(
         raise RuntimeError(f"{step} failed")
 
     owner, name = {
-        "PreviewWriter.close": (centrifuge.preview.PreviewWriter, "close"),
-    }.get(step, (centrifuge.separation, step))
+        "PreviewWriter.close": (centrifuge.inference.preview.PreviewWriter, "close"),
+    }.get(step, (centrifuge.inference.files, step))
     monkeypatch.setattr(owner, name, fail)
     assert _separate(source, "-o", out, "--force") == 1
     assert {p.name: p.read_bytes() for p in (out / "clip").iterdir()} == earlier
@@ -230,7 +230,7 @@ def test_native_windows_that_do_not_fit_are_refused_naming_settings_that_fit(
 ) -> None:
     source = write_test_video(tmp_path / "big.mp4", random_frames(3, 360, 640), lossless=False)
     limit = window_bytes((360, 640), 12, 2)  # room for 12 native frames
-    monkeypatch.setattr(centrifuge.separation, "available_memory", lambda: limit)
+    monkeypatch.setattr(centrifuge.inference.files, "available_memory", lambda: limit)
     assert _separate(source, "-o", tmp_path / "out", "--clip-len", "32") == 2
     line = _one_error_line(capsys, str(source), "GiB", "--size", "--clip-len 12")
     assert not model.shapes and not (tmp_path / "out" / "big").exists()

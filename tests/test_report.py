@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from centrifuge.report import LayerStats, layer_count, written_layers
+from centrifuge.inference.report import LayerStats, layer_count, written_layers
 
 
 def _mixture_and_outputs(weights: tuple[float, ...], seed: int = 0):

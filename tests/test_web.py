@@ -16,8 +16,8 @@ pytest.importorskip("starlette", reason="the web extra is not installed: pip ins
 
 
 from centrifuge.cli import main
+from centrifuge.inference.results import output_paths
 from centrifuge.pretrained import load_model
-from centrifuge.results import output_paths
 from centrifuge.video.read import probe_video
 from centrifuge.web.app import create_app
 from centrifuge.web.jobs import Limits

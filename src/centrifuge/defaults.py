@@ -16,5 +16,5 @@ BACKENDS = ("auto", "openvino", "compile", "torch")
 
 def backend() -> str:
     """The inference backend when none is given: ``$CENTRIFUGE_BACKEND``, else ``auto`` (the
-    fastest correct one on this machine, see :mod:`centrifuge.engine`)."""
+    fastest correct one on this machine, see :mod:`centrifuge.inference.engine`)."""
     return os.environ.get("CENTRIFUGE_BACKEND", "auto")

@@ -20,11 +20,10 @@ from PIL import Image
 
 from centrifuge.data.blend import blend
 from centrifuge.errors import CentrifugeError
-from centrifuge.inference import Separator
+from centrifuge.inference import SeparateOptions, Separator, separate_file
 from centrifuge.losses import pit_loss, reorder_layers
 from centrifuge.losses.grouping import compose
 from centrifuge.metrics import identity_baseline, psnr
-from centrifuge.separation import SeparateOptions, separate_file
 from centrifuge.utils import atomic_path
 from centrifuge.video.read import probe_video, read_video
 from centrifuge.video.transforms import center_crop

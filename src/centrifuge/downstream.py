@@ -33,7 +33,7 @@ from torch import nn
 from centrifuge.data.index import scan_folder
 from centrifuge.data.validation import iter_pairs, validation_pairs
 from centrifuge.errors import CentrifugeError, ModelError
-from centrifuge.report import written_layers
+from centrifuge.inference.report import written_layers
 from centrifuge.utils import atomic_path
 
 __all__ = [

@@ -6,7 +6,7 @@ the model, and reports two scores of it beside the identity baseline (every outp
 and, when asked, an untrained model of the same architecture:
 
 * ``written``: the two layers ``centrifuge separate`` writes, chosen by the same code
-  (:func:`centrifuge.report.written_layers`, without the answer) -- what a user gets;
+  (:func:`centrifuge.inference.report.written_layers`, without the answer) -- what a user gets;
 * ``model``: the best K of the N outputs, matched to the true layers knowing them (an oracle: the
   paper's figure, and an upper bound of what a choice without the answer can reach).
 
@@ -28,9 +28,9 @@ import torch
 from centrifuge.data.blend import blend
 from centrifuge.data.index import scan_folder
 from centrifuge.data.validation import iter_pairs, make_layers, validation_pairs
+from centrifuge.inference.report import written_layers
 from centrifuge.losses import best_assignment, diversity, pairwise_l1_grad, reorder_layers
 from centrifuge.metrics import identity_baseline, psnr, ssim
-from centrifuge.report import written_layers
 from centrifuge.utils import atomic_path
 
 __all__ = ["WRITTEN", "Report", "ScoreTotals", "Scores", "evaluate", "score", "score_blends"]

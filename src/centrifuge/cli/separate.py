@@ -32,9 +32,8 @@ def cmd_separate(args: argparse.Namespace) -> int:
     shown.status(f"loading the model {args.model!r} ...")
     from centrifuge.data.index import find_videos
     from centrifuge.distributed import distributed_share
-    from centrifuge.inference import Separator
+    from centrifuge.inference import SeparateOptions, Separator, separate_inputs
     from centrifuge.pretrained import load_model
-    from centrifuge.separation import SeparateOptions, separate_inputs
     from centrifuge.utils import pick_device
 
     found = [item for item in args.inputs if item not in missing]
@@ -77,7 +76,7 @@ def _print_result(path: str, result: dict | CentrifugeError, output: str) -> boo
     if isinstance(result, CentrifugeError):
         print(f"centrifuge separate: error: {result}", file=sys.stderr)
         return False
-    from centrifuge.results import safe_name
+    from centrifuge.inference.results import safe_name
 
     folder = Path(output) / safe_name(Path(path).stem)
     if result["preview"] is None:  # a still image

@@ -5,8 +5,8 @@ outputs (the paper saw its 4 outputs form two clusters). Writing the mean of eac
 better layer than any single output (bench/choice_rules.py). The two written layers are the two
 halves of a *balanced bipartition* of the outputs (sizes ``N // 2`` and ``N - N // 2``): for N = 2
 the two outputs, for N = 4 one of the three 2 + 2 groupings. Which one is chosen from statistics
-by :class:`centrifuge.report.LayerStats`; this module only enumerates and composes, as pure
-functions.
+by :class:`centrifuge.inference.report.LayerStats`; this module only enumerates and composes,
+as pure functions.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from centrifuge import defaults
 from centrifuge.errors import CentrifugeError
-from centrifuge.results import safe_name
+from centrifuge.inference.results import safe_name
 from centrifuge.web.jobs import Job, JobQueue, Limits, check_upload, display_name
 
 __all__ = ["create_app", "listen", "run_server"]
@@ -57,8 +57,7 @@ def _error(message: str, status: int = 400) -> JSONResponse:
 
 def _separate_job(job: Job, model, progress: Callable[[int, int], None], *, out_dir, device):
     """One job through the library calls of ``centrifuge separate``, with its default options."""
-    from centrifuge.inference import Separator
-    from centrifuge.separation import SeparateOptions, separate_file
+    from centrifuge.inference import SeparateOptions, Separator, separate_file
 
     options = SeparateOptions(layers=job.layers, force=False)
     separator = Separator(model, size=job.size, device=device)

@@ -8,7 +8,7 @@ then the CLI's own probe runs and one frame is decoded, so a bad file gets the s
 
 Jobs run one at a time in one thread, with each model loaded once, through the library calls of
 ``centrifuge separate`` (:class:`~centrifuge.inference.Separator` and
-:func:`~centrifuge.separation.separate_file`): the results land in ``OUT/<name>-<id>/`` with the
+:func:`~centrifuge.inference.separate_file`): the results land in ``OUT/<name>-<id>/`` with the
 same files as ``centrifuge separate -o OUT``. Uploads and job records live in ``OUT/.web/<id>/``.
 """
 

@@ -1,9 +1,9 @@
 """``centrifuge separate`` for files: plan -> one pass -> check the choice -> sheet -> report.
 
-* plan: probe the input, name its result files (:mod:`centrifuge.results`), refuse a window that
-  would not fit in memory;
-* one pass (:class:`~centrifuge.pipeline.SeparationPass`): separate, measure the layers
-  (:class:`~centrifuge.report.LayerStats`), encode the chosen layers and ``preview.mp4``;
+* plan: probe the input, name its result files (:mod:`~centrifuge.inference.results`), refuse a
+  window that would not fit in memory;
+* one pass (:class:`~centrifuge.inference.video_pass.SeparationPass`): separate, measure the layers
+  (:class:`~centrifuge.inference.report.LayerStats`), encode the chosen layers and ``preview.mp4``;
 * choose: ``layer_1`` and ``layer_2`` are the two most dissimilar outputs (paper Sec. 3.2), the one
   closer to the input first; ``--layers all`` adds the others after them. The pass chooses on the
   first frames; if the whole video's statistics choose otherwise, the pass runs again with that
@@ -11,9 +11,9 @@
 * ``contact.png`` from frames the pass kept, and ``report.json`` (settings, version, per-layer
   statistics) last.
 
-A still image gives PNG layers instead (:mod:`centrifuge.stills`). The whole result appears at
-once or not at all (:func:`~centrifuge.results.staged_result`); nothing is overwritten without
-``force``.
+A still image gives PNG layers instead (:mod:`~centrifuge.inference.stills`). The whole result
+appears at once or not at all (:func:`~centrifuge.inference.results.staged_result`); nothing is
+overwritten without ``force``.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from typing import Literal
 import torch
 
 from centrifuge.errors import CentrifugeError
-from centrifuge.inference import Separator
-from centrifuge.pipeline import SeparationPass
-from centrifuge.preview import write_contact_sheet
-from centrifuge.report import build_report, layer_count, write_report
-from centrifuge.results import result_files, safe_name, staged_result
-from centrifuge.stills import is_still, separate_still
+from centrifuge.inference.preview import write_contact_sheet
+from centrifuge.inference.report import build_report, layer_count, write_report
+from centrifuge.inference.results import result_files, safe_name, staged_result
+from centrifuge.inference.separator import Separator
+from centrifuge.inference.stills import is_still, separate_still
+from centrifuge.inference.video_pass import SeparationPass
 from centrifuge.utils import available_memory
 from centrifuge.video.read import VideoReader, resized_shape
 
@@ -116,7 +116,7 @@ def separate_file(
     on_layers: Callable[[int, torch.Tensor], None] | None = None,
 ) -> dict:
     """Separate one video or still image into ``out_dir/<name>/``; returns the report (also
-    report.json). ``<name>`` is :func:`~centrifuge.results.safe_name` of the input's stem.
+    report.json). ``<name>`` is :func:`~centrifuge.inference.results.safe_name` of the input's stem.
 
     ``progress(done, total)`` is called with 0 before the first frame and after every window;
     ``on_step(text)`` announces the steps after the frames are separated ("writing preview");
@@ -232,8 +232,8 @@ def separate_inputs(
 ) -> Iterator[tuple[str, dict | CentrifugeError]]:
     """Separate several videos; yields ``(input, report)`` or ``(input, error)`` for each, so that a
     failing input never stops the others. Two inputs whose names map to the same result folder
-    (:func:`~centrifuge.results.safe_name`) would share it: the second one is reported as an error
-    instead.
+    (:func:`~centrifuge.inference.results.safe_name`) would share it: the second one is reported
+    as an error instead.
     """
     stems: dict[str, str] = {}
     for path in map(str, inputs):

@@ -5,9 +5,9 @@ Decoding runs in its own thread (:meth:`~centrifuge.inference.Separator.windows`
 the calling one, x264 in a third (PyAV and torch release the GIL), so on two cores the model
 rarely waits. Only what the result needs is done per frame: the layers to write are chosen on the
 first finished frames and only they are encoded (means of groups of outputs, see
-:meth:`~centrifuge.report.LayerStats.choose`; ``--layers all``: every output too), the preview is
-made from the frames in memory (no second decoding pass), and the statistics that choose the
-layers look at every :data:`STATS_EVERY`-th frame at a short side of 96 pixels.
+:meth:`~centrifuge.inference.report.LayerStats.choose`; ``--layers all``: every output too), the
+preview is made from the frames in memory (no second decoding pass), and the statistics that
+choose the layers look at every :data:`STATS_EVERY`-th frame at a short side of 96 pixels.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Literal
 
 import torch
 
-from centrifuge.inference import Separator
+from centrifuge.inference.preview import PreviewWriter
+from centrifuge.inference.report import STATS_EVERY, LayerStats, layer_count
+from centrifuge.inference.separator import Separator
 from centrifuge.losses.grouping import Group, compose
-from centrifuge.preview import PreviewWriter
-from centrifuge.report import STATS_EVERY, LayerStats, layer_count
 from centrifuge.video.read import VideoReader
 from centrifuge.video.transforms import resize
 from centrifuge.video.write import VideoWriter, quantize_frames

@@ -23,13 +23,12 @@ from typing import Literal
 import torch
 
 from centrifuge import defaults
-from centrifuge.background import prefetch
-from centrifuge.detail import add_upsampled_difference
-from centrifuge.engine import compile_model
+from centrifuge.inference.detail import add_upsampled_difference
+from centrifuge.inference.engine import compile_model
+from centrifuge.inference.prefetch import prefetch
 from centrifuge.losses.pairwise import pairwise_l1_grad
 from centrifuge.losses.pit import best_assignment
 from centrifuge.models.centrifuge import CentrifugeNet
-from centrifuge.models.fuse import fold_batchnorm
 from centrifuge.video.clips import (
     OverlapAdd,
     tile_starts,
@@ -68,15 +67,18 @@ class Separator:
             at least :data:`~centrifuge.defaults.AUTO_MIN_SIDE`, for a residual model, else
             native); the layers come back at the size of the frames given: for a residual model
             the predicted differences are upsampled onto the frames
-            (:func:`~centrifuge.detail.add_upsampled_difference`), else the layers are resized.
+            (:func:`~centrifuge.inference.detail.add_upsampled_difference`), else the layers are
+            resized.
         tile: largest processed tile side in pixels; larger frames are tiled (``None`` = never).
         tile_overlap: pixels shared by neighbouring tiles.
         device: where the model runs.
-        bf16: bf16 autocast (CUDA only; ``None``: on CUDA).
-        channels_last: run the model on channels-last (NDHWC) tensors.
-        backend: how a :class:`~centrifuge.models.CentrifugeNet` runs (:mod:`centrifuge.engine`:
-            ``auto``, ``openvino``, ``compile``, ``torch``; default
-            :func:`centrifuge.defaults.backend`); other modules run eagerly.
+        precision: ``auto``, ``f32`` or ``bf16``
+            (:func:`~centrifuge.inference.engine.compile_model`; ``auto``: bf16 on CUDA, and in
+            OpenVINO on CPUs with native bf16).
+        backend: how a :class:`~centrifuge.models.CentrifugeNet` runs, one of
+            :data:`~centrifuge.defaults.BACKENDS` (:mod:`~centrifuge.inference.engine`; default
+            :func:`centrifuge.defaults.backend`); other modules run in eager torch. Every window
+            goes through the engine's :attr:`runner`.
     """
 
     def __init__(
@@ -89,8 +91,7 @@ class Separator:
         tile: int | None = defaults.TILE,
         tile_overlap: int = defaults.TILE_OVERLAP,
         device: torch.device | str = "cpu",
-        bf16: bool | None = None,
-        channels_last: bool = True,
+        precision: str = "auto",
         backend: str | None = None,
     ) -> None:
         if clip_len < 1 or not 0 <= overlap < clip_len:
@@ -99,29 +100,18 @@ class Separator:
             # neighbouring tiles are put in the same layer order by comparing the pixels they share
             raise ValueError(f"need tile > tile_overlap > 0, got {tile} and {tile_overlap}")
         self.device = torch.device(device)
-        self.channels_last = channels_last
         self.clip_len, self.overlap, self.size = clip_len, overlap, size
         self.tile, self.tile_overlap = tile, tile_overlap
-        self.bf16 = (self.device.type == "cuda" if bf16 is None else bf16) and (
-            self.device.type == "cuda"
-        )
         self.n_outputs, self.stride = model.n_outputs, model.stride
         # a residual model's layers are the input plus a difference: processed smaller, only the
         # difference is upsampled, so the layers keep the input's detail
         self.residual = bool(getattr(model, "residual", False))
         backend = backend or defaults.backend()
-        if backend not in defaults.BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(defaults.BACKENDS)}: {backend!r}")
-        self.runner = None  # the engine's forward pass (CPU), prepared per shape on first use
-        if isinstance(model, CentrifugeNet) and backend != "torch" and self.device.type == "cpu":
-            self.model = model  # the engine folds BatchNorm only where it runs the model itself
-            self.runner = compile_model(model.cpu(), backend=backend)
-        else:
-            # BatchNorm folded into the convolutions: one pass less over every feature map
-            self.model = fold_batchnorm(model).to(self.device)
-            if channels_last:
-                self.model = self.model.to(memory_format=torch.channels_last_3d)
-        self.backend = self.runner.backend if self.runner is not None else "torch"
+        if not isinstance(model, CentrifugeNet):  # export is for the registry's models
+            backend = "torch" if backend in defaults.BACKENDS else backend  # checked by the engine
+        # the model's forward pass, on every device; prepared per shape on first use
+        self.runner = compile_model(model, backend=backend, precision=precision, device=self.device)
+        self.backend = self.runner.backend
 
     def processing_shape(self, height: int, width: int) -> tuple[int, int]:
         """The ``(h, w)`` the model sees for frames of ``height x width``."""
@@ -142,13 +132,7 @@ class Separator:
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[C, t, h, w]`` (any size) -> ``[N, C, t, h, w]`` on the CPU, float32."""
         padded, orig = pad_to_multiple(x[None].to(self.device), self.stride)
-        if self.runner is not None:
-            return unpad(self.runner(padded)[0], orig)
-        if self.channels_last:
-            padded = padded.contiguous(memory_format=torch.channels_last_3d)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16):
-            pred = self.model(padded)
-        return unpad(pred[0].float(), orig).cpu()
+        return unpad(self.runner(padded)[0], orig)
 
     def _forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
         _, t, h, w = x.shape

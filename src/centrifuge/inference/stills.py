@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from centrifuge.inference import Separator
+from centrifuge.inference.report import LayerStats
+from centrifuge.inference.separator import Separator
 from centrifuge.losses.grouping import Group, compose
-from centrifuge.report import LayerStats
 from centrifuge.video.read import IMAGE_EXTENSIONS, read_video
 from centrifuge.viz import image_grid, save_png, to_image
 
