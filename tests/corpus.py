@@ -61,22 +61,35 @@ def write(
     options: dict[str, str] | None = None,
     container_options: dict[str, str] | None = None,
     metadata: dict[str, str] | None = None,
-    audio: bool = False,
+    audio: bool | str | tuple[str, ...] = False,
+    rotation: int = 0,
     seed: int = 0,
 ) -> Path:
-    """Encode a generated clip with PyAV; ``pts(i)`` overrides frame timestamps."""
+    """Encode a generated clip with PyAV; ``pts(i)`` overrides frame timestamps. ``audio``: an
+    AAC track (``True``), or one track per codec named; ``rotation``: a display matrix turning the
+    pictures this many degrees counter-clockwise, as phones write one."""
     h, w = size
     data = _pattern(frames, h, w, seed)
+    codecs = ("aac",) if audio is True else (audio,) if isinstance(audio, str) else audio or ()
     with av.open(str(path), "w", format=fmt, options=container_options or {}) as c:
         if metadata:
             c.metadata.update(metadata)
         s = c.add_stream(codec, rate=rate)
         s.width, s.height, s.pix_fmt = w, h, pix_fmt
+        if rotation:
+            s.set_display_rotation(rotation)
         if time_base is not None:
             s.time_base = time_base
             s.codec_context.time_base = time_base
         s.options = options or {}
-        a = c.add_stream("aac", rate=8000) if audio else None
+        tracks = [
+            c.add_stream(
+                name, rate=AUDIO_RATES.get(name, 8000), layout=AUDIO_LAYOUTS.get(name, "mono")
+            )
+            for name in codecs
+        ]
+        for a in tracks:
+            a.options = {"strict": "-2"}  # FFmpeg's own Vorbis encoder is "experimental"
         for i, image in enumerate(data):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = pts(i) if pts is not None else i
@@ -86,15 +99,84 @@ def write(
                 c.mux(packet)
         for packet in s.encode(None):
             c.mux(packet)
-        if a is not None:
-            for i in range(int(frames / float(rate) * 8000) // 1024 + 1):
-                tone = (np.sin(np.arange(1024) / 9.0 + i) * 0.1).astype(np.float32)[None]
-                af = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
-                af.sample_rate, af.pts = 8000, i * 1024
-                for packet in a.encode(af):
-                    c.mux(packet)
-            for packet in a.encode(None):
-                c.mux(packet)
+        for k, a in enumerate(tracks):
+            _write_tone(c, a, frames / float(rate), pitch=9.0 + 4 * k)
+    return path
+
+
+AUDIO_RATES = {"libopus": 48000, "opus": 48000}  # sample rates of the test tones (else 8 kHz)
+AUDIO_LAYOUTS = {"vorbis": "stereo"}  # FFmpeg's Vorbis encoder takes only stereo (else mono)
+
+
+def _write_tone(c: av.container.OutputContainer, a, seconds: float, pitch: float = 9.0) -> None:
+    """``seconds`` (and a little more) of a quiet mono tone into the audio stream ``a``."""
+    rate, layout = a.codec_context.sample_rate, a.codec_context.layout
+    n = 1024
+    for i in range(int(seconds * rate) // n + 1):
+        tone = (np.sin((np.arange(n) + i * n) / pitch) * 0.1).astype(np.float32)[None]
+        tone = np.repeat(tone, layout.nb_channels, axis=0)
+        af = av.AudioFrame.from_ndarray(tone, format="fltp", layout=layout.name)
+        af.sample_rate, af.pts = rate, i * n
+        for packet in a.encode(af):
+            c.mux(packet)
+    for packet in a.encode(None):
+        c.mux(packet)
+
+
+def remux(source: Path, path: Path, *, cut: float, shift: float, at_key_frame: bool) -> Path:
+    """Copy ``source``'s packets into ``path`` (no decoding), as ``ffmpeg -c copy`` does: the
+    video's from the key frame at ``cut`` seconds (``at_key_frame``) or from the packet decoded at
+    ``cut`` on (a stream cut mid-GOP), the audio's from ``cut``; timestamps moved ``shift`` seconds
+    earlier. Packets left before 0 make the MP4 muxer write an edit list that hides them, as
+    ``ffmpeg -ss T -i in.mp4 -c copy out.mp4`` does."""
+    with av.open(str(source)) as src, av.open(str(path), "w") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        started = False
+        for packet in src.demux():
+            if packet.dts is None or packet.pts is None:
+                continue
+            if packet.stream.type == "video" and not started:
+                if at_key_frame:
+                    started = packet.is_keyframe and packet.pts * packet.time_base >= cut
+                else:
+                    started = packet.dts * packet.time_base >= cut
+            if not started or packet.pts * packet.time_base < cut - 0.2:
+                continue
+            ticks = int(shift / packet.time_base)
+            packet.pts, packet.dts = packet.pts - ticks, packet.dts - ticks
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)
+    return path
+
+
+def write_trimmed(path: Path, *, mid_gop: bool = False) -> Path:
+    """A 50-frame 25 fps clip with audio (key frames every 25 frames) cut losslessly at 1.4 s as
+    ``ffmpeg -ss 1.4 -c copy`` cuts it (an edit list hides frames 25-34: 15 frames are shown), or
+    with ``mid_gop`` its packets from 0.4 s on (frame 10, no key frame until frame 25: players
+    show 25 frames, from 0.6 s)."""
+    source = write(
+        path.with_name(f".{path.stem}.src.mp4"), frames=50, options={"g": "25"}, audio=True
+    )
+    try:
+        if mid_gop:
+            return remux(source, path, cut=0.4, shift=0.4, at_key_frame=False)
+        return remux(source, path, cut=1.0, shift=1.4, at_key_frame=True)
+    finally:
+        source.unlink()
+
+
+def write_cover_art_mp3(path: Path) -> Path:
+    """An MP3 with a PNG cover picture (an attached-picture "video" stream of one frame)."""
+    with av.open(str(path), "w") as c:
+        a = c.add_stream("libmp3lame", rate=44100)
+        v = c.add_stream("png")
+        v.width, v.height, v.pix_fmt = 16, 16, "rgb24"
+        v.disposition = av.stream.Disposition.attached_pic
+        image = av.VideoFrame.from_ndarray(_pattern(1, 16, 16)[0], format="rgb24")
+        for packet in v.encode(image):
+            packet.pts = packet.dts = 0
+            c.mux(packet)
+        _write_tone(c, a, 0.5)
     return path
 
 

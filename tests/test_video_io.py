@@ -76,12 +76,19 @@ def test_write_preserves_frame_count_and_rate(tmp_path: Path, fps) -> None:
     assert len(list(VideoReader(out))) == 23
 
 
-def test_odd_sizes_are_padded_to_even(tmp_path: Path) -> None:
+def test_odd_sizes_keep_their_exact_size(tmp_path: Path) -> None:
+    """4:2:0 H.264 cannot hold an odd size: such videos are VP9 in MP4, at their own size."""
     frames = random_frames(5, 31, 45)
-    info = probe_video(write_video(tmp_path / "odd.mp4", frames, 10))
-    assert (info.height, info.width) == (32, 46)
-    back, _ = read_video(tmp_path / "odd.mp4")
-    assert (back[:, :, :31, :45] - frames).abs().mean() < 0.02
+    out = write_video(tmp_path / "odd.mp4", frames, 10)
+    info = probe_video(out)
+    assert (info.height, info.width, info.frames, info.rate) == (31, 45, 5, 10)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "vp9"
+    back, _ = read_video(out)
+    assert back.shape == frames.shape and (back - frames).abs().mean() < 0.02
+    even = write_video(tmp_path / "even.mp4", random_frames(5, 32, 46), 10)
+    with av.open(str(even)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
 
 
 def test_audio_is_copied_from_another_file(tmp_path: Path) -> None:

@@ -20,6 +20,15 @@ def _missing(items: list[str]) -> list[str]:
     return missing
 
 
+def _videos_in(folder: str) -> list[Path]:
+    """The videos and images of a folder, leaving out results of earlier runs (``-o`` may be
+    inside it)."""
+    from centrifuge.data.index import find_videos
+    from centrifuge.results import in_result_folder
+
+    return [v for v in find_videos(folder) if not in_result_folder(v, Path(folder))]
+
+
 def cmd_separate(args: argparse.Namespace) -> int:
     if args.clip_len < 1 or not 0 <= args.overlap < args.clip_len:
         raise CentrifugeError("need --clip-len > --overlap >= 0.")
@@ -30,14 +39,13 @@ def cmd_separate(args: argparse.Namespace) -> int:
         return 2
     shown = Progress()
     shown.status(f"loading the model {args.model!r} ...")
-    from centrifuge.data.index import find_videos
     from centrifuge.distributed import distributed_share
     from centrifuge.inference import SeparateOptions, Separator, separate_inputs
     from centrifuge.pretrained import load_model
     from centrifuge.utils import pick_device
 
     found = [item for item in args.inputs if item not in missing]
-    inputs = [v for item in found for v in (find_videos(item) if os.path.isdir(item) else [item])]
+    inputs = [v for item in found for v in (_videos_in(item) if os.path.isdir(item) else [item])]
     if not inputs:
         raise CentrifugeError("no input videos or images found.")
     inputs, device = distributed_share(inputs, pick_device(args.device))

@@ -35,6 +35,7 @@ from centrifuge.inference.separator import Separator
 from centrifuge.inference.stills import is_still, separate_still
 from centrifuge.inference.video_pass import SeparationPass
 from centrifuge.utils import available_memory
+from centrifuge.video.notes import source_notes
 from centrifuge.video.read import VideoReader, resized_shape
 
 __all__ = [
@@ -214,7 +215,7 @@ def _separate_into(
             "tile": separator.tile,
         },
         seconds=time.monotonic() - started,
-        extra={"fps_source": info.rate_source},
+        extra={"fps_source": info.rate_source, "source": source_notes(info)},
     )
     write_report(report, paths["report"])
     return report

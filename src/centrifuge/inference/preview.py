@@ -46,7 +46,9 @@ class PreviewWriter:
         n_layers: layers shown beside the input.
         frames: expected number of frames (where the contact sheet samples; the last frame seen
             fills the sheet when the video ends early).
-        audio_from: the input file, whose audio is copied.
+        audio_from: the input file, whose audio is written in.
+        audio_start: where in it the first frame is (seconds; see
+            :class:`~centrifuge.video.write.VideoWriter`).
         preset: x264 preset (a preview is for looking, not for keeping: fast).
     """
 
@@ -59,6 +61,7 @@ class PreviewWriter:
         n_layers: int,
         frames: int,
         audio_from: Path | None = None,
+        audio_start: float | None = None,
         preset: str = "superfast",
     ) -> None:
         h, w = shape
@@ -77,6 +80,7 @@ class PreviewWriter:
             width=self.pw * (n_layers + 1),
             height=self.ph + self.strip.shape[1],
             audio_from=audio_from,
+            audio_start=audio_start,
             preset=preset,
             threads=1,
             overwrite=True,  # a file of this program's own work folder (a second pass)

@@ -21,7 +21,15 @@ from pathlib import Path
 
 from centrifuge.errors import CentrifugeError, OutputExistsError
 
-__all__ = ["output_error", "output_paths", "result_files", "safe_name", "staged_result"]
+__all__ = [
+    "in_result_folder",
+    "is_result_folder",
+    "output_error",
+    "output_paths",
+    "result_files",
+    "safe_name",
+    "staged_result",
+]
 
 MAX_NAME_BYTES = 200  # result folder names (file systems allow 255, work names add a suffix)
 
@@ -63,6 +71,28 @@ def result_files(folder: Path, n_layers: int, still: bool = False) -> dict:
         "contact": folder / "contact.png",
         "report": folder / "report.json",
     }
+
+
+def is_result_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a result of ``separate``: a ``report.json`` and nothing but result
+    files (the result of a video or of a still)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return "report.json" in names and all(_RESULT_FILE.fullmatch(name) for name in names)
+
+
+def in_result_folder(path: Path, root: Path) -> bool:
+    """Whether ``path``, found under the folder ``root``, lies in a result folder (``root``
+    included): results are never inputs, so a second run with ``-o`` inside the input folder does
+    not separate the layers of the first."""
+    for folder in path.parents:
+        if is_result_folder(folder):
+            return True
+        if folder == root:
+            return False
+    return False
 
 
 def output_error(exc: OSError, where: Path) -> CentrifugeError:

@@ -132,6 +132,7 @@ class SeparationPass:
                         width=shape[1],
                         height=shape[0],
                         audio_from=self.reader.path,
+                        audio_start=info.start,
                         threads=1,  # the model owns the cores; one encoder thread writes all
                         preset=LAYER_PRESET,
                         overwrite=True,
@@ -144,6 +145,7 @@ class SeparationPass:
                 n_layers=m,
                 frames=info.frames,
                 audio_from=self.reader.path,
+                audio_start=info.start,
                 preset=PREVIEW_PRESET,
             )
         except BaseException:

@@ -7,9 +7,11 @@ front of a writer.
 
 Outputs are H.264 in MP4 (yuv420p, playable everywhere), written to a hidden temporary file beside
 the target and renamed into place when complete, so an interrupted write never leaves a partial file
-under the final name. Odd widths and heights are padded by one replicated pixel row or column,
-because 4:2:0 chroma needs even sizes. The audio of another file (the input's) can be copied in,
-cut to the video's length.
+under the final name. H.264 in 4:2:0 cannot hold an odd width or height, so a video of odd size is
+VP9 in MP4 instead (4:2:0 at any size; every current browser plays it), and keeps its exact size.
+The audio of another file (the input's) can be written in, every audio stream of it, from a given
+time on and cut to the video's length (:mod:`~centrifuge.video.audio`: AAC or MP3 copied, the rest
+transcoded to AAC).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 
 from centrifuge.errors import OutputExistsError, VideoError
 from centrifuge.utils import publish
-from centrifuge.video.read import INPUT_ERRORS
+from centrifuge.video.audio import AudioTracks
 
 __all__ = ["VideoWriter", "quantize_frames", "write_video"]
 
@@ -42,8 +44,14 @@ def quantize_frames(frames: torch.Tensor) -> torch.Tensor:
     return frames.detach().float().clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8)
 
 
-def _even(n: int) -> int:
-    return n + (n % 2)
+def _codec(width: int, height: int, lossless: bool, crf: int, preset: str) -> tuple[str, str, dict]:
+    """``(codec, pix_fmt, options)`` for frames of ``width x height``."""
+    if lossless:  # RGB 4:4:4: any size
+        return "libx264rgb", "rgb24", {"crf": "0", "preset": "ultrafast"}
+    if width % 2 or height % 2:  # 4:2:0 H.264 needs even sizes; VP9 does not
+        vp9 = {"crf": str(crf + 6), "b": "0", "deadline": "realtime", "cpu-used": "8"}
+        return "libvpx-vp9", "yuv420p", {**vp9, "row-mt": "1"}
+    return "libx264", "yuv420p", {"crf": str(crf), "preset": preset}
 
 
 class VideoWriter:
@@ -52,8 +60,10 @@ class VideoWriter:
     Args:
         path: output ``.mp4`` path.
         fps: frame rate (a ``Fraction`` keeps NTSC rates such as 30000/1001 exact).
-        width, height: frame size; odd sizes are padded by one replicated column/row.
-        audio_from: copy the first audio stream of this file (cut to the video's length).
+        width, height: frame size (odd sizes are written as VP9).
+        audio_from: write the audio streams of this file (cut to the video's length).
+        audio_start: container time (seconds) in ``audio_from`` of the first frame written: its
+            audio starts there (``None``: where the audio starts).
         lossless: lossless RGB H.264 (``libx264rgb``, crf 0) instead of yuv420p; for tests and
             masters.
         crf: x264 constant rate factor (lower is better quality).
@@ -71,6 +81,7 @@ class VideoWriter:
         width: int,
         height: int,
         audio_from: str | os.PathLike | None = None,
+        audio_start: float | None = None,
         lossless: bool = False,
         crf: int = 18,
         preset: str = "veryfast",
@@ -91,38 +102,23 @@ class VideoWriter:
         )
         os.close(handle)
         self._tmp = Path(tmp)
-        self._audio_in = None
+        self._audio: AudioTracks | None = None
         try:
             self._container = av.open(str(self._tmp), mode="w", format="mp4")
-            codec = "libx264rgb" if lossless else "libx264"
+            codec, pix_fmt, options = _codec(width, height, lossless, crf, preset)
+            self.codec = codec
             self._stream = self._container.add_stream(codec, rate=self.rate)
-            self._stream.width, self._stream.height = _even(width), _even(height)
-            self._stream.pix_fmt = "rgb24" if lossless else "yuv420p"
+            self._stream.width, self._stream.height = width, height
+            self._stream.pix_fmt = pix_fmt
             self._stream.codec_context.time_base = 1 / self.rate
-            self._stream.options = (
-                {"crf": "0", "preset": "ultrafast"}
-                if lossless
-                else {"crf": str(crf), "preset": preset}
-            )
+            self._stream.options = options
             if threads:
                 self._stream.codec_context.thread_count = threads
             if audio_from is not None:
-                self._open_audio(Path(audio_from))
+                self._audio = AudioTracks(self._container, Path(audio_from), audio_start)
         except BaseException:
             self.abort()
             raise
-
-    def _open_audio(self, source: Path) -> None:
-        try:
-            audio_in = av.open(str(source), mode="r", metadata_errors="replace")
-        except INPUT_ERRORS:
-            return
-        if not audio_in.streams.audio:
-            audio_in.close()
-            return
-        self._audio_in = audio_in
-        self._audio_src = audio_in.streams.audio[0]
-        self._audio_out = self._container.add_stream_from_template(self._audio_src)
 
     def write(self, frames: torch.Tensor) -> None:
         """Append frames ``[C, T, H, W]``: floats in ``[0, 1]`` (clipped), or uint8 from
@@ -134,9 +130,6 @@ class VideoWriter:
                 f"[3, T, {self.height}, {self.width}] RGB size."
             )
         data = quantize_frames(frames).permute(1, 2, 3, 0).contiguous().cpu().numpy()  # [T,H,W,3]
-        pad_h, pad_w = _even(self.height) - self.height, _even(self.width) - self.width
-        if pad_h or pad_w:
-            data = np.pad(data, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
         for image in data:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             frame.pts = self.frames_written
@@ -145,20 +138,6 @@ class VideoWriter:
                 self._container.mux(packet)
             self.frames_written += 1
 
-    def _copy_audio(self) -> None:
-        if self._audio_in is None:
-            return
-        limit = Fraction(self.frames_written) / self.rate
-        tb = self._audio_src.time_base
-        start = self._audio_src.start_time or 0
-        for packet in self._audio_in.demux(self._audio_src):
-            if packet.dts is None:
-                continue
-            if packet.pts is not None and (packet.pts - start) * tb >= limit:
-                break
-            packet.stream = self._audio_out
-            self._container.mux(packet)
-
     def close(self) -> Path:
         """Flush, copy audio, and rename the finished file into place. Returns the final path."""
         try:
@@ -166,10 +145,10 @@ class VideoWriter:
                 raise VideoError(f"{self.path}: no frames were written.")
             for packet in self._stream.encode(None):
                 self._container.mux(packet)
-            self._copy_audio()
+            if self._audio is not None:
+                self._audio.write(Fraction(self.frames_written) / self.rate)
+                self._audio.close()
             self._container.close()
-            if self._audio_in is not None:
-                self._audio_in.close()
             publish(self._tmp, self.path)
         except BaseException:
             self.abort()
@@ -178,7 +157,7 @@ class VideoWriter:
 
     def abort(self) -> None:
         """Drop the partial output."""
-        for closable in (getattr(self, "_container", None), self._audio_in):
+        for closable in (getattr(self, "_container", None), self._audio):
             if closable is not None:
                 with contextlib.suppress(Exception):
                     closable.close()
@@ -201,13 +180,15 @@ def write_video(
     fps: float | Fraction,
     *,
     audio_from: str | os.PathLike | None = None,
+    audio_start: float | None = None,
     lossless: bool = False,
     crf: int = 18,
     overwrite: bool = False,
 ) -> Path:
     """Write float frames ``[C, T, H, W]`` in ``[0, 1]`` as H.264 MP4, atomically.
 
-    Frame count and frame rate are preserved; ``audio_from`` copies that file's audio in.
+    Frame count and frame rate are preserved; ``audio_from`` writes that file's audio in (from
+    ``audio_start``, see :class:`VideoWriter`).
     """
     if frames.ndim != 4 or frames.shape[0] != 3 or frames.shape[1] == 0:
         raise VideoError(
@@ -220,6 +201,7 @@ def write_video(
         width=width,
         height=height,
         audio_from=audio_from,
+        audio_start=audio_start,
         lossless=lossless,
         crf=crf,
         overwrite=overwrite,
