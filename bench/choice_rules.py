@@ -29,12 +29,12 @@ from centrifuge.data.blend import blend
 from centrifuge.data.index import scan_folder
 from centrifuge.data.validation import iter_pairs, validation_pairs
 from centrifuge.inference import Separator
+from centrifuge.inference.report import written_layers
 from centrifuge.losses import pairwise_l1_grad, video_loss
 from centrifuge.losses.grouping import balanced_bipartitions, compose
 from centrifuge.losses.pit import best_assignment, most_dissimilar
 from centrifuge.metrics import identity_baseline
 from centrifuge.pretrained import load_model
-from centrifuge.report import written_layers
 from common import machine, print_table, write_json
 
 

@@ -24,7 +24,7 @@ def _videos_in(folder: str) -> list[Path]:
     """The videos and images of a folder, leaving out results of earlier runs (``-o`` may be
     inside it)."""
     from centrifuge.data.index import find_videos
-    from centrifuge.results import in_result_folder
+    from centrifuge.inference.results import in_result_folder
 
     return [v for v in find_videos(folder) if not in_result_folder(v, Path(folder))]
 
