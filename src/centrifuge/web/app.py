@@ -24,7 +24,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -155,11 +155,15 @@ def create_app(
         try:
             received = 0
             with raw.open("wb") as f:
-                async for chunk in request.stream():
-                    received += len(chunk)
-                    if received > limits.max_bytes:
-                        return _error(too_large, 413)
-                    f.write(chunk)
+                try:
+                    async for chunk in request.stream():
+                        received += len(chunk)
+                        if received > limits.max_bytes:
+                            return _error(too_large, 413)
+                        f.write(chunk)
+                except ClientDisconnect:  # nobody is left to answer: one line in the log
+                    log.warning("upload of %s cut off by the client after %d bytes", name, received)
+                    return _error(f"{name}: the upload was cut off.", 400)
             stored, probe = await run_in_threadpool(check_upload, raw, name, limits)
             job = Job(
                 id=job_id,
@@ -221,11 +225,20 @@ def create_app(
         try:
             yield
         finally:
-            queue.stop(timeout=1.0)
+            await run_in_threadpool(_stop_worker, queue)
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.queue = queue
     return app
+
+
+def _stop_worker(queue: JobQueue) -> None:
+    """Stop the job worker and wait for it: a running job stops at its next window, removes its
+    work folder and lock and is marked failed. Waiting matters: a process that exits while the
+    worker is inside the model or FFmpeg dies with SIGABRT and leaves the job's files behind."""
+    if queue.running is not None:
+        log.warning("stopping: the running job ends at its next window")
+    queue.stop()
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -35,7 +35,7 @@ from centrifuge.errors import CentrifugeError, VideoError
 from centrifuge.utils import atomic_path
 from centrifuge.video.read import VideoInfo, VideoReader, probe_video
 
-__all__ = ["Job", "JobQueue", "Limits", "check_upload", "new_job_id"]
+__all__ = ["Job", "JobQueue", "Limits", "ServerStoppingError", "check_upload", "new_job_id"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,14 @@ IMAGE_SUFFIXES = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "TIFF": ".tif", 
 # PyAV's demuxer name -> a video suffix (anything else decodable is stored as .mp4: FFmpeg reads
 # the content, the suffix only tells the library "video")
 VIDEO_SUFFIXES = {"matroska,webm": ".mkv", "avi": ".avi", "gif": ".gif", "mpegts": ".ts"}
+
+
+class ServerStoppingError(CentrifugeError):
+    """Raised in a running job when the server stops: the separation unwinds (its work folder and
+    lock are removed) and the job is marked failed."""
+
+
+STOPPED = "the server stopped while this job ran: upload the file again."
 
 
 @dataclass(frozen=True)
@@ -271,7 +279,7 @@ class JobQueue:
                 continue
             if job.state == "running":
                 job.state, job.stage = "failed", "stopped"
-                job.error = "the server stopped while this job ran: upload the file again."
+                job.error = STOPPED
                 self._save(job)
             self._jobs[job.id] = job
             if job.state == "queued":
@@ -314,13 +322,22 @@ class JobQueue:
             self._thread = threading.Thread(target=self._work, name="centrifuge-jobs", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Stop after the running job (waiting jobs stay queued on disk for the next start)."""
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop the worker: a running job stops at its next progress report (every window),
+        cleans up after itself and is marked failed; waiting jobs stay queued on disk for the next
+        start. Returns whether the worker has ended (within ``timeout``)."""
         with self._cond:
             self._stop = True
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    @property
+    def running(self) -> str | None:
+        """The id of the job being separated, if any."""
+        return self._running
 
     def model(self, name: str) -> object:
         if name not in self._models:
@@ -350,17 +367,23 @@ class JobQueue:
             job.stage, job.started = "separating", time.time()
 
             def progress(done: int, total: int) -> None:
+                if self._stop:  # unwinds the separation, which removes its work folder and lock
+                    raise ServerStoppingError(STOPPED)
                 job.done, job.total, job.updated = done, total, time.time()
                 if done >= total:
                     job.stage = "writing the preview and the contact sheet"
 
             job.report = self._run(job, model, progress)
             job.state, job.stage = "done", "done"
+        except ServerStoppingError:
+            job.state, job.stage, job.error = "failed", "stopped", STOPPED
+            log.warning("job %s stopped: the server is shutting down", job.id)
         except CentrifugeError as exc:
             job.state, job.stage = "failed", "failed"
             job.error = _named(exc, [Path(job.input)], job.name).args[0]
-        except Exception as exc:  # the page shows one line; the log keeps the traceback
-            log.exception("job %s failed", job.id)
+        except Exception as exc:  # the page and the log show one line (debug: the traceback)
+            log.error("job %s failed: %s: %s", job.id, exc.__class__.__name__, exc)
+            log.debug("job %s failed", job.id, exc_info=True)
             job.state, job.stage = "failed", "failed"
             job.error = f"internal error: {exc.__class__.__name__}: {exc}"
         job.finished = time.time()
