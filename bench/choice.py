@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from centrifuge.data.index import find_videos
 from centrifuge.inference.report import STATS_EVERY, LayerStats
 from centrifuge.inference.separator import Separator
+from centrifuge.losses.grouping import Group
 from centrifuge.pretrained import load_model
 from centrifuge.video.read import VideoReader
 from common import machine, print_table, write_json
@@ -30,7 +31,7 @@ def choices(separator: Separator, path: Path, which: str) -> dict:
     """The layers chosen from every frame, every ``STATS_EVERY``-th frame and the first chunk."""
     every = LayerStats(separator.n_outputs)
     sampled = LayerStats(separator.n_outputs, every=STATS_EVERY)
-    early: list[int] | None = None
+    early: list[Group] | None = None
     frames = 0
     for start, layers, inputs in separator.stream(VideoReader(path, size=separator.size)):
         every.add(layers, inputs, start)

@@ -49,7 +49,6 @@ def rule_scores(pred: torch.Tensor, mixture: torch.Tensor, truth: torch.Tensor) 
     n = pred.shape[0]
     splits = balanced_bipartitions(n)
     means = [compose(pred, list(s)).clamp(0, 1) for s in splits]  # S x [2, C, T, H, W]
-    apart = [float(video_loss(m[0], m[1])) for m in means]
     spread = [
         sum(float(video_loss(pred[list(h)], m[k][None]).sum()) for k, h in enumerate(s))
         for s, m in zip(splits, means)
@@ -70,7 +69,6 @@ def rule_scores(pred: torch.Tensor, mixture: torch.Tensor, truth: torch.Tensor) 
         ),
         "oracle: best split means": min(split_losses),
         "identity": _loss(identity_baseline(mixture[None], 2)[0], truth),
-        "_farthest_split_full_res": split_losses[max(range(len(splits)), key=apart.__getitem__)],
     }
 
 
@@ -98,7 +96,7 @@ def main() -> None:
             for rule, value in rule_scores(pred, mixture, truth).items():
                 totals[rule] = totals.get(rule, 0.0) + value / len(specs)
         per_seed[seed] = totals
-    rules = [r for r in per_seed[args.seeds[0]] if not r.startswith("_")]
+    rules = list(per_seed[args.seeds[0]])
     rows = []
     for rule in rules:
         row = {"rule": rule}
