@@ -36,8 +36,10 @@ def _seed() -> None:
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Indexes and clip banks go to a temporary cache, never to the user's or beside the data.
 
-    Models run in plain PyTorch unless a test asks for an engine (tests/test_engine.py and the
-    fast-path tests do): exporting every tiny test model to OpenVINO would only cost time.
+    The command line runs models in plain PyTorch unless a test asks for an engine (its default
+    ``--backend`` is ``$CENTRIFUGE_BACKEND``, which the library never reads; tests that build a
+    ``Separator`` pass ``backend="torch"``): exporting every tiny test model to OpenVINO would
+    only cost time, and OpenVINO stays out of the xdist workers.
     """
     mp = pytest.MonkeyPatch()
     mp.setenv("CENTRIFUGE_CACHE", str(tmp_path_factory.mktemp("cache")))

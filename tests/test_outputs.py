@@ -268,7 +268,8 @@ def test_with_size_frames_are_resized_while_decoding(
 
 def test_a_real_tiny_model_separates_at_the_processing_size(tmp_path: Path) -> None:
     source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 96, 128))
-    separator = Separator(build_model("tiny").eval(), clip_len=8, overlap=2, size=48)
+    model = build_model("tiny").eval()
+    separator = Separator(model, clip_len=8, overlap=2, size=48, backend="torch")
     report = separate_file(separator, source, tmp_path / "out")
     assert (report["width"], report["height"], report["frames"]) == (128, 96, 6)
 

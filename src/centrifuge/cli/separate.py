@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from centrifuge import defaults
-from centrifuge.cli.common import Progress, add_model_and_device, size_arg
+from centrifuge.cli.common import Progress, add_backend, add_model_and_device, size_arg
 from centrifuge.errors import CentrifugeError
 
 
@@ -130,19 +130,13 @@ def add_separate(sub) -> None:
     p.add_argument(
         "--size",
         type=size_arg,
-        default="auto",
+        default=defaults.SIZE,
         metavar="auto|native|SHORT_SIDE",
         help="process at this short side in pixels (faster); a residual model's differences are "
         "upsampled onto the full-size input, so the layers keep its detail. auto: half the short "
         f"side, at least {defaults.AUTO_MIN_SIDE} (residual models; others: native)",
     )
-    p.add_argument(
-        "--backend",
-        choices=defaults.BACKENDS,
-        default=defaults.backend(),
-        help="how the model runs: auto picks the fastest correct engine here (OpenVINO on a "
-        "CPU, PyTorch on a GPU); torch is plain PyTorch ($CENTRIFUGE_BACKEND sets the default)",
-    )
+    add_backend(p)
     p.add_argument(
         "--tile",
         type=int,

@@ -31,7 +31,7 @@ from centrifuge.errors import CentrifugeError
 from centrifuge.inference.preview import write_contact_sheet
 from centrifuge.inference.report import build_report, layer_count, write_report
 from centrifuge.inference.results import result_files, safe_name, staged_result
-from centrifuge.inference.separator import Separator
+from centrifuge.inference.separator import Separator, SizePlan
 from centrifuge.inference.stills import is_still, separate_still
 from centrifuge.inference.video_pass import SeparationPass
 from centrifuge.utils import available_memory
@@ -132,8 +132,8 @@ def separate_file(
     input_path = Path(input_path)
     reader = VideoReader(input_path)
     native = (reader.info.height, reader.info.width)
-    if not separator.needs_full_size(*native):  # decode at the processing size
-        reader.shape = separator.processing_shape(*native)
+    plan = separator.plan(*native)
+    reader.shape = plan.decode  # the processing size, unless the model needs the full size
     n, limit = separator.n_outputs, options.memory_limit
     if is_still(input_path):  # one frame, whose layers come back at the image's own size
         check_window_memory(input_path, native, clip_len=1, overlap=0, n_outputs=n, limit=limit)
@@ -150,13 +150,14 @@ def separate_file(
         if progress is not None:
             progress(0, reader.info.frames)
         return _separate_into(
-            separator, reader, stage, work, options, model_name, progress, on_step, on_layers
+            separator, reader, plan, stage, work, options, model_name, progress, on_step, on_layers
         )
 
 
 def _separate_into(
     separator: Separator,
     reader: VideoReader,
+    plan: SizePlan,
     stage: Path,
     work: Path,
     options: SeparateOptions,
@@ -208,7 +209,7 @@ def _separate_into(
         settings={
             "model": model_name,
             "layers": options.layers,
-            "size": _processing_side(separator, info.height, info.width),
+            "size": plan.side,
             "clip_len": separator.clip_len,
             "overlap": separator.overlap,
             "tile": separator.tile,
@@ -275,11 +276,3 @@ def separate_inputs(
             if path not in str(exc):  # every error line names its input
                 exc = type(exc)(f"{path}: {exc}")
             yield path, exc
-
-
-def _processing_side(separator: Separator, height: int, width: int) -> int | str:
-    """``--size`` as given, or for ``auto`` the short side the model saw, or ``"native"``."""
-    if isinstance(separator.size, int):
-        return separator.size
-    shape = separator.processing_shape(height, width)
-    return "native" if shape == (height, width) else min(shape)

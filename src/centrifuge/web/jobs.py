@@ -167,7 +167,7 @@ class Job:
     input: str  # the stored upload
     folder: str  # OUT/<folder>/ holds the results, as ``centrifuge separate`` lays them out
     model: str
-    size: int | None
+    size: int | str | None  # centrifuge.defaults.Size
     layers: str
     state: str = "queued"  # queued | running | done | failed
     stage: str = "waiting for the worker"
