@@ -297,3 +297,16 @@ def test_a_full_disk_or_forbidden_folder_anywhere_is_one_line_exit_2(
     monkeypatch.setattr(centrifuge.cli.tools, "cmd_models", bug)
     assert main(["models"]) == 1  # a bad descriptor is ours: still an internal error
     assert "internal error" in capsys.readouterr().err
+
+
+def test_every_name_of_a_result_is_recognised_as_a_result_file() -> None:
+    """One builder of the names: --force replaces exactly what a run writes."""
+    import centrifuge.inference.results as results
+
+    for still in (False, True):
+        paths = results.result_files(Path("out") / "clip", 3, still)
+        files = [*paths["layers"], paths["preview"], paths["contact"], paths["report"]]
+        names = [p.name for p in files if p is not None]
+        assert len(names) == (5 if still else 6)
+        assert all(results._RESULT_FILE.fullmatch(name) for name in names), names
+        assert paths["folder"] == results.result_folder("out", "some/where/clip.mp4")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from centrifuge import defaults
 from centrifuge.cli.common import Progress, add_backend, add_model_and_device, size_arg
@@ -76,9 +75,9 @@ def _print_result(path: str, result: dict | CentrifugeError, output: str) -> boo
     if isinstance(result, CentrifugeError):
         print(f"centrifuge separate: error: {result}", file=sys.stderr)
         return False
-    from centrifuge.inference.results import safe_name
+    from centrifuge.inference.results import result_folder
 
-    folder = Path(output) / safe_name(Path(path).stem)
+    folder = result_folder(output, path)
     if result["preview"] is None:  # a still image
         print(f"{path}: 1 image in {result['seconds']:.1f} s -> {folder}/")
         return True

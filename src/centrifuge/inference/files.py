@@ -30,7 +30,7 @@ import torch
 from centrifuge.errors import CentrifugeError
 from centrifuge.inference.preview import write_contact_sheet
 from centrifuge.inference.report import build_report, layer_count, write_report
-from centrifuge.inference.results import result_files, safe_name, staged_result
+from centrifuge.inference.results import result_files, result_name, staged_result
 from centrifuge.inference.separator import Separator, SizePlan
 from centrifuge.inference.stills import is_still, separate_still
 from centrifuge.inference.video_pass import SeparationPass
@@ -116,7 +116,7 @@ def separate_file(
     on_layers: Callable[[int, torch.Tensor], None] | None = None,
 ) -> dict:
     """Separate one video or still image into ``out_dir/<name>/``; returns the report (also
-    report.json). ``<name>`` is :func:`~centrifuge.inference.results.safe_name` of the input's stem.
+    report.json). ``<name>`` is :func:`~centrifuge.inference.results.result_name` of the input.
 
     ``progress(done, total)`` is called with 0 before the first frame and after every window;
     ``on_step(text)`` announces the steps after the frames are separated ("writing preview");
@@ -146,7 +146,7 @@ def separate_file(
             n_outputs=n,
             limit=limit,
         )
-    with staged_result(out_dir, safe_name(input_path.stem), options.force) as (stage, work):
+    with staged_result(out_dir, result_name(input_path), options.force) as (stage, work):
         if progress is not None:
             progress(0, reader.info.frames)
         return _separate_into(
@@ -233,12 +233,12 @@ def separate_inputs(
 ) -> Iterator[tuple[str, dict | CentrifugeError]]:
     """Separate several videos; yields ``(input, report)`` or ``(input, error)`` for each, so that a
     failing input never stops the others. Two inputs whose names map to the same result folder
-    (:func:`~centrifuge.inference.results.safe_name`) would share it: the second one is reported
+    (:func:`~centrifuge.inference.results.result_name`) would share it: the second one is reported
     as an error instead.
     """
     stems: dict[str, str] = {}
     for path in map(str, inputs):
-        first = stems.setdefault(safe_name(Path(path).stem), path)
+        first = stems.setdefault(result_name(path), path)
         if first != path:
             yield (
                 path,

@@ -26,6 +26,7 @@ from centrifuge import defaults
 from centrifuge.inference.detail import add_upsampled_difference
 from centrifuge.inference.engine import compile_model
 from centrifuge.inference.prefetch import prefetch
+from centrifuge.inference.report import STATS_SIDE
 from centrifuge.losses.pairwise import pairwise_l1_grad
 from centrifuge.losses.pit import best_assignment
 from centrifuge.models.centrifuge import CentrifugeNet
@@ -40,8 +41,6 @@ from centrifuge.video.transforms import pad_to_multiple, resize, shrink, unpad
 
 __all__ = ["Separator", "SizePlan", "align_order", "separate"]
 
-ALIGN_SIDE = 96  # layer order is matched on frames resized to this short side
-
 
 def align_order(pred: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Order of ``pred``'s layers that best matches ``reference`` (paper loss over shared frames).
@@ -50,7 +49,7 @@ def align_order(pred: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     ``pred[order]`` lines up with ``reference``.
     """
     # the order is plain to see at low resolution: compare there
-    pred, reference = shrink(pred.float(), ALIGN_SIDE), shrink(reference.float(), ALIGN_SIDE)
+    pred, reference = shrink(pred.float(), STATS_SIDE), shrink(reference.float(), STATS_SIDE)
     pw = pairwise_l1_grad(pred[None], reference[None])  # [1, N, N]
     _, match = best_assignment(pw)
     return match[0]

@@ -32,6 +32,7 @@ import av
 from PIL import Image
 
 from centrifuge.errors import CentrifugeError, VideoError
+from centrifuge.inference.results import REPORT_FILE
 from centrifuge.utils import atomic_path
 from centrifuge.video.read import VideoInfo, VideoReader, probe_video
 
@@ -187,7 +188,7 @@ class Job:
             return []
         r = self.report
         layers = [layer["file"] for layer in r["layers"]]
-        return [f for f in (*layers, r["preview"], r["contact_sheet"], "report.json") if f]
+        return [f for f in (*layers, r["preview"], r["contact_sheet"], REPORT_FILE) if f]
 
     def to_public(self, ahead: int) -> dict:
         now = time.time()
