@@ -1,4 +1,5 @@
-"""Shared fixtures: seeding, a private cache folder, generated videos and the real clips."""
+"""Shared fixtures: seeding, a private cache folder, generated videos, the real clips and fake
+models (:class:`ScaledCopies`, :func:`serve_as_model`)."""
 
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ def _seed() -> None:
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Indexes and clip banks go to a temporary cache, never to the user's or beside the data.
 
-    Models run in plain PyTorch unless a test asks for an engine (tests/test_engine.py and the
-    fast-path tests do): exporting every tiny test model to OpenVINO would only cost time.
+    The command line runs models in plain PyTorch unless a test asks for an engine (its default
+    ``--backend`` is ``$CENTRIFUGE_BACKEND``, which the library never reads; tests that build a
+    ``Separator`` pass ``backend="torch"``): exporting every tiny test model to OpenVINO would
+    only cost time, and OpenVINO stays out of the xdist workers.
     """
     mp = pytest.MonkeyPatch()
     mp.setenv("CENTRIFUGE_CACHE", str(tmp_path_factory.mktemp("cache")))
@@ -51,6 +54,35 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "train").is_dir():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+class ScaledCopies(torch.nn.Module):
+    """A fake model: ``scale * mixture`` for each of ``scales``, ``[B, C, T, H, W]`` ->
+    ``[B, N, C, T, H, W]`` with ``N = len(scales)``; cheap, deterministic, and it records the
+    input shapes it sees. With ``swap`` the order is reversed on every other call (a model has no
+    notion of layer order)."""
+
+    stride = (8, 32, 32)
+
+    def __init__(self, scales: tuple[float, ...] = (0.25, 0.75), *, swap: bool = False) -> None:
+        super().__init__()
+        self.scales, self.swap = tuple(scales), swap
+        self.n_outputs = len(self.scales)
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(mixture.shape))
+        pred = torch.stack([s * mixture for s in self.scales], dim=1)  # [B, N, C, T, H, W]
+        return pred.flip(1) if self.swap and len(self.shapes) % 2 == 0 else pred
+
+
+def serve_as_model(monkeypatch: pytest.MonkeyPatch, model: torch.nn.Module) -> torch.nn.Module:
+    """Make ``model`` what ``--model`` loads from now on (the CLI imports ``load_model`` when it
+    runs)."""
+    import centrifuge.pretrained
+
+    monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *args, **kwargs: model)
+    return model
 
 
 def random_frames(t: int, h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -26,7 +26,7 @@ from centrifuge.checkpoint import write_weights
 from centrifuge.cli import main
 from centrifuge.models.registry import build_model
 from centrifuge.video.read import probe_video, read_video
-from conftest import random_frames, write_test_video
+from conftest import ScaledCopies, random_frames, serve_as_model, write_test_video
 
 REPORT_KEYS = {
     "input",
@@ -48,28 +48,10 @@ LAYER_KEYS = {"file", "index", "outputs", "mean_brightness", "difference_to_inpu
 NTSC = Fraction(30000, 1001)
 
 
-class SwappingModel(torch.nn.Module):
-    """``(0.25 x, 0.75 x)``, swapped on every other call; records the input shapes it sees."""
-
-    n_outputs = 2
-    stride = (8, 32, 32)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.shapes: list[tuple[int, ...]] = []
-
-    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        self.shapes.append(tuple(mixture.shape))
-        pred = torch.stack([0.25 * mixture, 0.75 * mixture], dim=1)  # [B, 2, C, T, H, W]
-        return pred.flip(1) if len(self.shapes) % 2 == 0 else pred
-
-
 @pytest.fixture
-def swapping_model(monkeypatch: pytest.MonkeyPatch) -> SwappingModel:
-    """What ``--model`` loads from now on (the CLI imports ``load_model`` when it runs)."""
-    model = SwappingModel()
-    monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *args, **kwargs: model)
-    return model
+def swapping_model(monkeypatch: pytest.MonkeyPatch) -> ScaledCopies:
+    """``(0.25 x, 0.75 x)``, swapped on every other call: what ``--model`` loads."""
+    return serve_as_model(monkeypatch, ScaledCopies(swap=True))
 
 
 def _separate(*args: str | Path) -> int:
@@ -164,7 +146,7 @@ def test_several_inputs_and_a_folder_are_all_separated(tmp_path: Path) -> None:
 
 
 def test_layer_1_is_the_output_closest_to_the_input_in_every_frame(
-    tmp_path: Path, swapping_model: SwappingModel
+    tmp_path: Path, swapping_model: ScaledCopies
 ) -> None:
     frames = random_frames(40, 32, 48)
     source = write_test_video(tmp_path / "clip.mp4", frames)
@@ -178,7 +160,7 @@ def test_layer_1_is_the_output_closest_to_the_input_in_every_frame(
 
 
 def test_size_processes_at_the_short_side_and_keeps_the_input_size(
-    tmp_path: Path, swapping_model: SwappingModel
+    tmp_path: Path, swapping_model: ScaledCopies
 ) -> None:
     frames = random_frames(10, 96, 144)
     source = write_test_video(tmp_path / "big.mp4", frames)
@@ -189,21 +171,16 @@ def test_size_processes_at_the_short_side_and_keeps_the_input_size(
     assert (layer_1 - 0.75 * frames).abs().mean() < 0.03  # resized down and back up
 
 
-class FixedModel(torch.nn.Module):
+def _fixed_model() -> ScaledCopies:
     """Four outputs ``(0.8 x, 0.2 x, 0.7 x, 0.3 x)``: of the three 2 + 2 groupings, ``{0, 2}`` and
     ``{1, 3}`` have the means farthest apart (0.75 x and 0.25 x)."""
-
-    n_outputs = 4
-    stride = (8, 32, 32)
-
-    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        return torch.stack([w * mixture for w in (0.8, 0.2, 0.7, 0.3)], dim=1)
+    return ScaledCopies((0.8, 0.2, 0.7, 0.3))
 
 
 def test_layers_all_keeps_layer_1_and_layer_2_of_the_default_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *a, **k: FixedModel())
+    serve_as_model(monkeypatch, _fixed_model())
     source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 32, 32))
     assert _separate(source, "-o", tmp_path / "two") == 0
     assert _separate(source, "-o", tmp_path / "all", "--layers", "all") == 0
@@ -222,7 +199,7 @@ def test_layers_all_keeps_layer_1_and_layer_2_of_the_default_run(
 def test_report_holds_settings_version_utc_time_and_layer_statistics(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *a, **k: FixedModel())
+    serve_as_model(monkeypatch, _fixed_model())
     source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 32, 32))
     args = ("-o", tmp_path, "--size", "32", "--clip-len", "4", "--overlap", "1", "--tile", "96")
     assert _separate(source, *args) == 0
@@ -248,7 +225,7 @@ def test_report_holds_settings_version_utc_time_and_layer_statistics(
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
 def test_a_still_image_gives_png_layers_and_a_still_sized_contact_sheet(
-    suffix: str, tmp_path: Path, swapping_model: SwappingModel
+    suffix: str, tmp_path: Path, swapping_model: ScaledCopies
 ) -> None:
     image = (random_frames(1, 45, 61)[:, 0] * 255).round().byte().permute(1, 2, 0).numpy()
     source = tmp_path / f"photo{suffix}"
@@ -309,7 +286,7 @@ def _make_corrupt(kind: str, folder: Path) -> Path:
 
 @pytest.mark.parametrize("kind", ["text", "empty", "cut_index_last", "cut_index_first"])
 def test_corrupt_input_fails_with_one_line_and_leaves_nothing(
-    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture, swapping_model: SwappingModel
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture, swapping_model: ScaledCopies
 ) -> None:
     source = _make_corrupt(kind, tmp_path)
     out = tmp_path / "out"
@@ -345,7 +322,7 @@ def test_a_bad_input_is_reported_and_the_good_ones_are_still_separated(
 
 @pytest.mark.parametrize("name", ["layer_2.mp4", "contact.png"])
 def test_existing_outputs_are_kept_without_force_and_replaced_with_it(
-    name: str, tmp_path: Path, capsys: pytest.CaptureFixture, swapping_model: SwappingModel
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture, swapping_model: ScaledCopies
 ) -> None:
     source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 32, 32))
     folder = tmp_path / "out" / "clip"
@@ -360,7 +337,7 @@ def test_existing_outputs_are_kept_without_force_and_replaced_with_it(
     _check_outputs(folder, source, 2)
 
 
-class FailingModel(SwappingModel):
+class FailingModel(ScaledCopies):
     """Works for one window, then fails as a model running out of memory would."""
 
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
@@ -372,7 +349,7 @@ class FailingModel(SwappingModel):
 def test_a_model_failing_half_way_leaves_no_files_and_no_threads(
     tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *args, **kwargs: FailingModel())
+    serve_as_model(monkeypatch, FailingModel())
     source = write_test_video(tmp_path / "clip.mp4", random_frames(40, 32, 48))
     threads = set(threading.enumerate())
     assert _separate(source, "-o", tmp_path / "out", "--clip-len", "8", "--overlap", "2") == 1

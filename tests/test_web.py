@@ -44,7 +44,7 @@ def clip(tmp_path: Path) -> Path:
 def _app(out: Path, **kwargs):
     kwargs.setdefault("limits", Limits(max_bytes=2_000_000, max_seconds=30))
     kwargs.setdefault("load_model", _tiny)
-    return create_app(out, model="tiny", device="cpu", **kwargs)
+    return create_app(out, model="tiny", device="cpu", backend="torch", **kwargs)
 
 
 @pytest.fixture

@@ -57,6 +57,7 @@ def server(tmp_path: Path):
         tmp_path / "out",
         model="tiny",
         device="cpu",
+        backend="torch",
         limits=Limits(max_bytes=5_000_000, max_seconds=30),
         load_model=lambda name: load_model("tiny"),
     )

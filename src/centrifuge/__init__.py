@@ -23,8 +23,7 @@ import types
 from typing import TYPE_CHECKING
 
 from centrifuge.errors import CentrifugeError
-
-__version__ = "0.1.0"
+from centrifuge.version import __version__ as __version__
 
 # The public API, imported on first use (PEP 562): ``import centrifuge`` and the command line's
 # ``--help`` stay instant; torch is loaded by the first name that needs it.

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from centrifuge import defaults
 from centrifuge.data.blend import blend
 from centrifuge.errors import CentrifugeError
 from centrifuge.inference import SeparateOptions, Separator, separate_file
@@ -71,6 +72,7 @@ def run_demo(
     *,
     model_name: str = "small",
     device: str | torch.device = "cpu",
+    backend: str = defaults.BACKEND,
     force: bool = False,
     progress=None,
     on_step=None,
@@ -92,7 +94,8 @@ def run_demo(
         write_video(out / f"true_layer_{i}.mp4", layer, fps, overwrite=force)
     chunks: dict[int, torch.Tensor] = {}  # the float layers by first frame: the model runs once
     report = separate_file(
-        Separator(model, size="auto", device=device),  # as `centrifuge separate` runs it
+        # as `centrifuge separate` runs it
+        Separator(model, size=defaults.SIZE, device=device, backend=backend),
         mixture_path,
         out,
         SeparateOptions(force=force),

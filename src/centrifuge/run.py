@@ -29,6 +29,7 @@ from centrifuge.checkpoint import capture_rng, resume_checkpoint, save_checkpoin
 from centrifuge.config import Config, dump_config
 from centrifuge.errors import OutputExistsError, TrainingError
 from centrifuge.utils import atomic_path
+from centrifuge.version import __version__
 from centrifuge.viz import image_grid, save_png
 
 __all__ = ["RunFolder", "training_state"]
@@ -186,8 +187,6 @@ def training_state(
     """The checkpoint of a run at ``step``, as plain data (``torch.load(weights_only=True)``):
     ``{"model_name", "model_kwargs", "model", "optimizer", "step", "config", "rng", "versions"}``.
     """
-    from centrifuge import __version__
-
     return {
         **spec_to_record(model.config),  # "model_name", "model_kwargs"
         "model": model.state_dict(),

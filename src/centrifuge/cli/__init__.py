@@ -18,6 +18,7 @@ from collections.abc import Callable
 from centrifuge.cli import separate, tools, train
 from centrifuge.cli.common import Parser
 from centrifuge.errors import CentrifugeError
+from centrifuge.version import __version__
 
 __all__ = ["build_parser", "main"]
 
@@ -35,8 +36,6 @@ COMMANDS: list[Callable] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from centrifuge import __version__
-
     parser = Parser(
         prog="centrifuge", description="Split videos into layers (The Visual Centrifuge)."
     )

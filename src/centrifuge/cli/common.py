@@ -8,6 +8,8 @@ import os
 import sys
 import threading
 
+from centrifuge import defaults
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps descriptions as written and shows every option's default after its help."""
@@ -120,20 +122,24 @@ class Progress:
                         bar.refresh()
 
 
-def size_arg(text: str) -> int | str | None:
-    if text == "native":
-        return None
-    if text == "auto":
-        return text
+def size_arg(text: str) -> defaults.Size:
+    """``--size``: the values of :func:`centrifuge.defaults.parse_size`."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--size must be 'auto', 'native' or a number of pixels: {text!r}"
-        ) from None
-    if value < 32:
-        raise argparse.ArgumentTypeError(f"--size must be at least 32 pixels, got {value}")
-    return value
+        return defaults.parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--{exc}") from None
+
+
+def add_backend(p: argparse.ArgumentParser) -> None:
+    """``--backend``, by default ``$CENTRIFUGE_BACKEND`` (read here, never by the library)."""
+    p.add_argument(
+        "--backend",
+        choices=defaults.BACKENDS,
+        default=os.environ.get(defaults.BACKEND_ENV, defaults.BACKEND),
+        help="how the model runs: auto picks the fastest correct engine here (OpenVINO on a "
+        f"CPU, PyTorch on a GPU); torch is plain PyTorch (${defaults.BACKEND_ENV} sets the "
+        "default)",
+    )
 
 
 def add_model_and_device(p: argparse.ArgumentParser) -> None:

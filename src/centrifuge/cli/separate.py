@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from centrifuge import defaults
-from centrifuge.cli.common import Progress, add_model_and_device, size_arg
+from centrifuge.cli.common import Progress, add_backend, add_model_and_device, size_arg
 from centrifuge.errors import CentrifugeError
 
 
@@ -84,9 +83,9 @@ def _print_result(path: str, result: dict | CentrifugeError, output: str) -> boo
     if isinstance(result, CentrifugeError):
         print(f"centrifuge separate: error: {result}", file=sys.stderr)
         return False
-    from centrifuge.inference.results import safe_name
+    from centrifuge.inference.results import result_folder
 
-    folder = Path(output) / safe_name(Path(path).stem)
+    folder = result_folder(output, path)
     if result["preview"] is None:  # a still image
         print(f"{path}: 1 image in {result['seconds']:.1f} s -> {folder}/")
         return True
@@ -138,19 +137,13 @@ def add_separate(sub) -> None:
     p.add_argument(
         "--size",
         type=size_arg,
-        default="auto",
+        default=defaults.SIZE,
         metavar="auto|native|SHORT_SIDE",
         help="process at this short side in pixels (faster); a residual model's differences are "
         "upsampled onto the full-size input, so the layers keep its detail. auto: half the short "
         f"side, at least {defaults.AUTO_MIN_SIDE} (residual models; others: native)",
     )
-    p.add_argument(
-        "--backend",
-        choices=defaults.BACKENDS,
-        default=defaults.backend(),
-        help="how the model runs: auto picks the fastest correct engine here (OpenVINO on a "
-        "CPU, PyTorch on a GPU); torch is plain PyTorch ($CENTRIFUGE_BACKEND sets the default)",
-    )
+    add_backend(p)
     p.add_argument(
         "--tile",
         type=int,

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from centrifuge.cli.common import Progress, add_model_and_device, progress_bar, status_line
+from centrifuge.cli.common import (
+    Progress,
+    add_backend,
+    add_model_and_device,
+    progress_bar,
+    status_line,
+)
 from centrifuge.errors import CentrifugeError
 
 
@@ -87,6 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             args.output,
             model_name=args.model,
             device=device,
+            backend=args.backend,
             force=args.force,
             progress=lambda done, total: shown.update("mixture", done, total),
             on_step=lambda text: shown.stage("mixture", text),
@@ -121,6 +128,7 @@ def add_demo(sub) -> None:
     )
     p.add_argument("-o", "--output", default="demo_out", metavar="OUTDIR", help="output folder")
     add_model_and_device(p)
+    add_backend(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.set_defaults(func=cmd_demo)
 
@@ -162,7 +170,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0 or args.max_seconds <= 0:
         raise CentrifugeError("--max-upload-mb and --max-seconds must be positive.")
     limits = Limits(max_bytes=int(args.max_upload_mb * 1e6), max_seconds=args.max_seconds)
-    app = create_app(args.output, model=args.model, device=args.device, limits=limits)
+    app = create_app(
+        args.output, model=args.model, device=args.device, backend=args.backend, limits=limits
+    )
     sock = listen(args.host, args.port)
     host, port = sock.getsockname()[:2]
     print(
@@ -179,6 +189,7 @@ def add_serve(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
     p.add_argument("--port", type=int, default=7860, help="port; 0: any free one")
     add_model_and_device(p)
+    add_backend(p)
     p.add_argument("-o", "--output", default="separated", metavar="OUTDIR", help="output folder")
     p.add_argument("--max-upload-mb", type=float, default=500, help="upload limit in MB")
     p.add_argument("--max-seconds", type=float, default=600, help="longest video in seconds")

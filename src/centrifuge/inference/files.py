@@ -30,8 +30,8 @@ import torch
 from centrifuge.errors import CentrifugeError
 from centrifuge.inference.preview import write_contact_sheet
 from centrifuge.inference.report import build_report, layer_count, write_report
-from centrifuge.inference.results import result_files, safe_name, staged_result
-from centrifuge.inference.separator import Separator
+from centrifuge.inference.results import result_files, result_name, staged_result
+from centrifuge.inference.separator import Separator, SizePlan
 from centrifuge.inference.stills import is_still, separate_still
 from centrifuge.inference.video_pass import SeparationPass
 from centrifuge.utils import available_memory
@@ -117,7 +117,7 @@ def separate_file(
     on_layers: Callable[[int, torch.Tensor], None] | None = None,
 ) -> dict:
     """Separate one video or still image into ``out_dir/<name>/``; returns the report (also
-    report.json). ``<name>`` is :func:`~centrifuge.inference.results.safe_name` of the input's stem.
+    report.json). ``<name>`` is :func:`~centrifuge.inference.results.result_name` of the input.
 
     ``progress(done, total)`` is called with 0 before the first frame and after every window;
     ``on_step(text)`` announces the steps after the frames are separated ("writing preview");
@@ -133,8 +133,8 @@ def separate_file(
     input_path = Path(input_path)
     reader = VideoReader(input_path)
     native = (reader.info.height, reader.info.width)
-    if not separator.needs_full_size(*native):  # decode at the processing size
-        reader.shape = separator.processing_shape(*native)
+    plan = separator.plan(*native)
+    reader.shape = plan.decode  # the processing size, unless the model needs the full size
     n, limit = separator.n_outputs, options.memory_limit
     if is_still(input_path):  # one frame, whose layers come back at the image's own size
         check_window_memory(input_path, native, clip_len=1, overlap=0, n_outputs=n, limit=limit)
@@ -147,17 +147,18 @@ def separate_file(
             n_outputs=n,
             limit=limit,
         )
-    with staged_result(out_dir, safe_name(input_path.stem), options.force) as (stage, work):
+    with staged_result(out_dir, result_name(input_path), options.force) as (stage, work):
         if progress is not None:
             progress(0, reader.info.frames)
         return _separate_into(
-            separator, reader, stage, work, options, model_name, progress, on_step, on_layers
+            separator, reader, plan, stage, work, options, model_name, progress, on_step, on_layers
         )
 
 
 def _separate_into(
     separator: Separator,
     reader: VideoReader,
+    plan: SizePlan,
     stage: Path,
     work: Path,
     options: SeparateOptions,
@@ -209,7 +210,7 @@ def _separate_into(
         settings={
             "model": model_name,
             "layers": options.layers,
-            "size": _processing_side(separator, info.height, info.width),
+            "size": plan.side,
             "clip_len": separator.clip_len,
             "overlap": separator.overlap,
             "tile": separator.tile,
@@ -233,12 +234,12 @@ def separate_inputs(
 ) -> Iterator[tuple[str, dict | CentrifugeError]]:
     """Separate several videos; yields ``(input, report)`` or ``(input, error)`` for each, so that a
     failing input never stops the others. Two inputs whose names map to the same result folder
-    (:func:`~centrifuge.inference.results.safe_name`) would share it: the second one is reported
+    (:func:`~centrifuge.inference.results.result_name`) would share it: the second one is reported
     as an error instead.
     """
     stems: dict[str, str] = {}
     for path in map(str, inputs):
-        first = stems.setdefault(safe_name(Path(path).stem), path)
+        first = stems.setdefault(result_name(path), path)
         if first != path:
             yield (
                 path,
@@ -276,11 +277,3 @@ def separate_inputs(
             if path not in str(exc):  # every error line names its input
                 exc = type(exc)(f"{path}: {exc}")
             yield path, exc
-
-
-def _processing_side(separator: Separator, height: int, width: int) -> int | str:
-    """``--size`` as given, or for ``auto`` the short side the model saw, or ``"native"``."""
-    if isinstance(separator.size, int):
-        return separator.size
-    shape = separator.processing_shape(height, width)
-    return "native" if shape == (height, width) else min(shape)

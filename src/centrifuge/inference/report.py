@@ -20,6 +20,7 @@ import torch
 from centrifuge.losses.grouping import Group, balanced_bipartitions, compose, groups_of, singles
 from centrifuge.losses.pairwise import video_loss
 from centrifuge.utils import atomic_path
+from centrifuge.version import __version__
 from centrifuge.video.transforms import shrink
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
     "written_layers",
 ]
 
-STATS_SIDE = 96  # statistics are computed on frames resized to this short side
+STATS_SIDE = 96  # statistics and layer order are computed on frames resized to this short side
 STATS_EVERY = 4  # ... of every 4th frame (bench/choice.py: the same layers chosen)
 
 
@@ -69,7 +70,7 @@ class LayerStats:
 
     def add(self, layers: torch.Tensor, frames: torch.Tensor, start: int = 0) -> None:
         """layers ``[N, C, t, H, W]``, frames ``[C, t, H, W]`` of frames ``start, start + 1, ...``
-        (compared at a short side of 96), floats in about ``[0, 1]``."""
+        (compared at a short side of :data:`STATS_SIDE`), floats in about ``[0, 1]``."""
         if self.every > 1:
             first = -start % self.every
             layers, frames = layers[:, :, first :: self.every], frames[:, first :: self.every]
@@ -152,8 +153,6 @@ def build_report(
     """The report of one separation: DESIGN's keys first, then ``extra``, settings, version and
     statistics. Each layer names the ``outputs`` it is the mean of; its ``index`` is the first
     of them (the output itself for a layer of one output)."""
-    from centrifuge import __version__
-
     return {
         "input": str(input_path),
         "model": model_name,

@@ -22,18 +22,28 @@ from pathlib import Path
 from centrifuge.errors import CentrifugeError, OutputExistsError
 
 __all__ = [
+    "CONTACT_FILE",
+    "PREVIEW_FILE",
+    "REPORT_FILE",
     "in_result_folder",
     "is_result_folder",
+    "layer_file",
     "output_error",
     "output_paths",
     "result_files",
+    "result_folder",
+    "result_name",
     "safe_name",
     "staged_result",
 ]
 
 MAX_NAME_BYTES = 200  # result folder names (file systems allow 255, work names add a suffix)
+# the files of a result (the one place their names are written; layers: layer_file)
+PREVIEW_FILE, CONTACT_FILE, REPORT_FILE = "preview.mp4", "contact.png", "report.json"
 
-_RESULT_FILE = re.compile(r"layer_\d+\.(mp4|png)|preview\.mp4|contact\.png|report\.json")
+_RESULT_FILE = re.compile(
+    "|".join([r"layer_\d+\.(mp4|png)", *map(re.escape, (PREVIEW_FILE, CONTACT_FILE, REPORT_FILE))])
+)
 _WORK_SUFFIX = 8  # random characters tempfile.mkdtemp adds
 
 
@@ -50,26 +60,39 @@ def safe_name(stem: str) -> str:
     return name
 
 
+def result_name(input_path: str | os.PathLike) -> str:
+    """The name of an input's result folder: :func:`safe_name` of its stem."""
+    return safe_name(Path(input_path).stem)
+
+
+def result_folder(out_dir: str | os.PathLike, input_path: str | os.PathLike) -> Path:
+    """``out_dir/<name>``, where the results of ``input_path`` go (:func:`result_name`)."""
+    return Path(out_dir) / result_name(input_path)
+
+
+def layer_file(index: int, still: bool = False) -> str:
+    """The name of layer ``index`` (from 1): ``layer_<index>.mp4``, ``.png`` for a still image."""
+    return f"layer_{index}{'.png' if still else '.mp4'}"
+
+
 def output_paths(
     out_dir: str | os.PathLike, input_path: str | os.PathLike, n_layers: int, *, still: bool = False
 ) -> dict:
-    """Every file ``separate`` writes for one input (the one place output names are built).
-
-    A still image gives PNG layers and no preview (``"preview": None``).
+    """Every file ``separate`` writes for one input (:func:`result_files` in
+    :func:`result_folder`). A still image gives PNG layers and no preview (``"preview": None``).
     """
-    return result_files(Path(out_dir) / safe_name(Path(input_path).stem), n_layers, still)
+    return result_files(result_folder(out_dir, input_path), n_layers, still)
 
 
 def result_files(folder: Path, n_layers: int, still: bool = False) -> dict:
-    """The files of a result in ``folder``: ``folder``, ``layers`` (list), ``preview`` (``None``
-    for a still image), ``contact``, ``report``."""
-    suffix = ".png" if still else ".mp4"
+    """The files of a result in ``folder`` (the one builder of their names): ``folder``,
+    ``layers`` (list), ``preview`` (``None`` for a still image), ``contact``, ``report``."""
     return {
         "folder": folder,
-        "layers": [folder / f"layer_{i + 1}{suffix}" for i in range(n_layers)],
-        "preview": None if still else folder / "preview.mp4",
-        "contact": folder / "contact.png",
-        "report": folder / "report.json",
+        "layers": [folder / layer_file(i + 1, still) for i in range(n_layers)],
+        "preview": None if still else folder / PREVIEW_FILE,
+        "contact": folder / CONTACT_FILE,
+        "report": folder / REPORT_FILE,
     }
 
 
@@ -80,7 +103,7 @@ def is_result_folder(folder: Path) -> bool:
         names = os.listdir(folder)
     except OSError:
         return False
-    return "report.json" in names and all(_RESULT_FILE.fullmatch(name) for name in names)
+    return REPORT_FILE in names and all(_RESULT_FILE.fullmatch(name) for name in names)
 
 
 def in_result_folder(path: Path, root: Path) -> bool:

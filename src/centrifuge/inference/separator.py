@@ -18,7 +18,7 @@ Memory is bounded by one window, not by the video. Everything runs under ``torch
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Literal
+from dataclasses import dataclass
 
 import torch
 
@@ -26,6 +26,7 @@ from centrifuge import defaults
 from centrifuge.inference.detail import add_upsampled_difference
 from centrifuge.inference.engine import compile_model
 from centrifuge.inference.prefetch import prefetch
+from centrifuge.inference.report import STATS_SIDE
 from centrifuge.losses.pairwise import pairwise_l1_grad
 from centrifuge.losses.pit import best_assignment
 from centrifuge.models.centrifuge import CentrifugeNet
@@ -38,9 +39,7 @@ from centrifuge.video.clips import (
 from centrifuge.video.read import VideoReader, resized_shape
 from centrifuge.video.transforms import pad_to_multiple, resize, shrink, unpad
 
-__all__ = ["Separator", "align_order", "separate"]
-
-ALIGN_SIDE = 96  # layer order is matched on frames resized to this short side
+__all__ = ["Separator", "SizePlan", "align_order", "separate"]
 
 
 def align_order(pred: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -50,10 +49,27 @@ def align_order(pred: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     ``pred[order]`` lines up with ``reference``.
     """
     # the order is plain to see at low resolution: compare there
-    pred, reference = shrink(pred.float(), ALIGN_SIDE), shrink(reference.float(), ALIGN_SIDE)
+    pred, reference = shrink(pred.float(), STATS_SIDE), shrink(reference.float(), STATS_SIDE)
     pw = pairwise_l1_grad(pred[None], reference[None])  # [1, N, N]
     _, match = best_assignment(pw)
     return match[0]
+
+
+@dataclass(frozen=True)
+class SizePlan:
+    """The shapes of one input, planned by :meth:`Separator.plan`.
+
+    Attributes:
+        decode: ``(H, W)`` to decode the frames at (the input's own size for a residual model at a
+            reduced size, whose differences are added to the full-size input; else ``process``).
+        process: ``(h, w)`` the model sees (before padding to its strides).
+        side: the size to report: ``size`` as given, the short side ``auto`` chose, or
+            ``"native"``.
+    """
+
+    decode: tuple[int, int]
+    process: tuple[int, int]
+    side: int | str
 
 
 class Separator:
@@ -63,12 +79,13 @@ class Separator:
         model: a :class:`~centrifuge.models.CentrifugeNet` (put in eval mode here).
         clip_len: frames per window.
         overlap: frames shared by consecutive windows (cross-faded).
-        size: process at this shortest side (``None`` = native; ``"auto"``: half the short side,
-            at least :data:`~centrifuge.defaults.AUTO_MIN_SIDE`, for a residual model, else
-            native); the layers come back at the size of the frames given: for a residual model
-            the predicted differences are upsampled onto the frames
-            (:func:`~centrifuge.inference.detail.add_upsampled_difference`), else the layers are
-            resized.
+        size: process at this shortest side (``None`` = native; ``"auto"``, the default
+            :data:`~centrifuge.defaults.SIZE`: half the short side, at least
+            :data:`~centrifuge.defaults.AUTO_MIN_SIDE`, for a residual model, else native;
+            :meth:`plan` gives the shapes of an input); the layers come back at the size of the
+            frames given: for a residual model the predicted differences are upsampled onto the
+            frames (:func:`~centrifuge.inference.detail.add_upsampled_difference`), else the
+            layers are resized.
         tile: largest processed tile side in pixels; larger frames are tiled (``None`` = never).
         tile_overlap: pixels shared by neighbouring tiles.
         device: where the model runs.
@@ -76,9 +93,8 @@ class Separator:
             (:func:`~centrifuge.inference.engine.compile_model`; ``auto``: bf16 on CUDA, and in
             OpenVINO on CPUs with native bf16).
         backend: how a :class:`~centrifuge.models.CentrifugeNet` runs, one of
-            :data:`~centrifuge.defaults.BACKENDS` (:mod:`~centrifuge.inference.engine`; default
-            :func:`centrifuge.defaults.backend`); other modules run in eager torch. Every window
-            goes through the engine's :attr:`runner`.
+            :data:`~centrifuge.defaults.BACKENDS` (:mod:`~centrifuge.inference.engine`); other
+            modules run in eager torch. Every window goes through the engine's :attr:`runner`.
     """
 
     def __init__(
@@ -87,12 +103,12 @@ class Separator:
         *,
         clip_len: int = defaults.CLIP_LEN,
         overlap: int = defaults.OVERLAP,
-        size: int | Literal["auto"] | None = None,
+        size: defaults.Size = defaults.SIZE,
         tile: int | None = defaults.TILE,
         tile_overlap: int = defaults.TILE_OVERLAP,
         device: torch.device | str = "cpu",
         precision: str = "auto",
-        backend: str | None = None,
+        backend: str = defaults.BACKEND,
     ) -> None:
         if clip_len < 1 or not 0 <= overlap < clip_len:
             raise ValueError(f"need clip_len > overlap >= 0, got {clip_len} and {overlap}")
@@ -100,33 +116,37 @@ class Separator:
             # neighbouring tiles are put in the same layer order by comparing the pixels they share
             raise ValueError(f"need tile > tile_overlap > 0, got {tile} and {tile_overlap}")
         self.device = torch.device(device)
-        self.clip_len, self.overlap, self.size = clip_len, overlap, size
+        self.clip_len, self.overlap, self.size = clip_len, overlap, defaults.parse_size(size)
         self.tile, self.tile_overlap = tile, tile_overlap
         self.n_outputs, self.stride = model.n_outputs, model.stride
         # a residual model's layers are the input plus a difference: processed smaller, only the
         # difference is upsampled, so the layers keep the input's detail
         self.residual = bool(getattr(model, "residual", False))
-        backend = backend or defaults.backend()
         if not isinstance(model, CentrifugeNet):  # export is for the registry's models
             backend = "torch" if backend in defaults.BACKENDS else backend  # checked by the engine
         # the model's forward pass, on every device; prepared per shape on first use
         self.runner = compile_model(model, backend=backend, precision=precision, device=self.device)
         self.backend = self.runner.backend
 
-    def processing_shape(self, height: int, width: int) -> tuple[int, int]:
-        """The ``(h, w)`` the model sees for frames of ``height x width``."""
+    def plan(self, height: int, width: int) -> SizePlan:
+        """The shapes for frames of ``height x width``: what to decode, what the model sees and
+        the size to report (the one owner of ``size``)."""
+        process = self._processing_shape(height, width)
+        reduced = process[0] * process[1] < height * width
+        decode = (height, width) if self.residual and reduced else process
+        if isinstance(self.size, int):
+            side: int | str = self.size
+        else:
+            side = "native" if process == (height, width) else min(process)
+        return SizePlan(decode=decode, process=process, side=side)
+
+    def _processing_shape(self, height: int, width: int) -> tuple[int, int]:
         size = self.size
         if size == "auto":
             short = min(height, width)
             size = max(defaults.AUTO_MIN_SIDE, short // 2) if self.residual else None
             size = None if size is not None and size >= short else size
         return resized_shape(height, width, size)
-
-    def needs_full_size(self, height: int, width: int) -> bool:
-        """Whether windows of ``height x width`` frames must be given at their own size: a
-        residual model at a reduced size needs the full-size input to add its differences to."""
-        h, w = self.processing_shape(height, width)
-        return self.residual and h * w < height * width
 
     # -- one window ---------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -158,7 +178,7 @@ class Separator:
     def window(self, frames: torch.Tensor) -> torch.Tensor:
         """Separate one window: ``[C, t, H, W]`` in ``[0, 1]`` -> ``[N, C, t, H, W]``."""
         _, _, h, w = frames.shape
-        x = resize(frames, *self.processing_shape(h, w))
+        x = resize(frames, *self._processing_shape(h, w))
         with torch.inference_mode():
             pred = self._forward_tiled(x)
             if pred.shape[-2:] != (h, w):
@@ -235,10 +255,11 @@ def separate(
     *,
     clip_len: int = defaults.CLIP_LEN,
     overlap: int = defaults.OVERLAP,
-    size: int | None = None,
+    size: defaults.Size = defaults.SIZE,
     tile: int | None = defaults.TILE,
     tile_overlap: int = defaults.TILE_OVERLAP,
     device: torch.device | str = "cpu",
+    backend: str = defaults.BACKEND,
     progress: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """Separate an in-memory video into the model's N layers (consistent order over time).
@@ -246,11 +267,11 @@ def separate(
     Args:
         model: a :class:`~centrifuge.models.CentrifugeNet`.
         frames: ``[C, T, H, W]`` floats in ``[0, 1]``, any T, H, W.
-        clip_len, overlap, size, tile, tile_overlap, device: see :class:`Separator`.
+        clip_len, overlap, size, tile, tile_overlap, device, backend: see :class:`Separator`.
         progress: called with ``(frames done, total frames)``.
 
     Returns:
-        ``[N, C, T, H, W]`` float32 (not clamped).
+        ``[N, C, T, H, W]`` float32 (not clamped), at the size of ``frames``.
     """
     sep = Separator(
         model,
@@ -260,6 +281,7 @@ def separate(
         tile=tile,
         tile_overlap=tile_overlap,
         device=device,
+        backend=backend,
     )
     total = frames.shape[1]
     chunks = []

@@ -7,7 +7,8 @@ rarely waits. Only what the result needs is done per frame: the layers to write 
 first finished frames and only they are encoded (means of groups of outputs, see
 :meth:`~centrifuge.inference.report.LayerStats.choose`; ``--layers all``: every output too), the
 preview is made from the frames in memory (no second decoding pass), and the statistics that
-choose the layers look at every :data:`STATS_EVERY`-th frame at a short side of 96 pixels.
+choose the layers look at every :data:`STATS_EVERY`-th frame at a short side of
+:data:`~centrifuge.inference.report.STATS_SIDE` pixels.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 
 from centrifuge.inference.preview import PreviewWriter
 from centrifuge.inference.report import STATS_EVERY, LayerStats, layer_count
+from centrifuge.inference.results import result_files
 from centrifuge.inference.separator import Separator
 from centrifuge.losses.grouping import Group, compose
 from centrifuge.video.read import VideoReader
@@ -116,8 +118,8 @@ class SeparationPass:
         self.separator, self.reader, self.work, self.which = separator, reader, work, which
         self.progress, self.on_layers = progress, on_layers
         m = layer_count(separator.n_outputs, which)
-        self.layer_files = [work / f"layer_{i + 1}.mp4" for i in range(m)]
-        self.preview_file = work / "preview.mp4"
+        paths = result_files(work, m)  # renamed into the result folder when the pass holds
+        self.layer_files, self.preview_file = paths["layers"], paths["preview"]
 
     def _writers(self, m: int) -> tuple[list[VideoWriter], PreviewWriter]:
         info = self.reader.info

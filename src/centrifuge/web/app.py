@@ -39,8 +39,8 @@ __all__ = ["create_app", "listen", "run_server"]
 log = logging.getLogger(__name__)
 
 STATIC = resources.files("centrifuge.web") / "static"
-SIZES = ("native", "112", "160", "224", "320", "480")
-DEFAULT_SIZE = "224"
+SIZES = defaults.SIZE_CHOICES
+DEFAULT_SIZE = defaults.SIZE
 STEP = defaults.CLIP_LEN - defaults.OVERLAP  # frames between progress reports
 MODEL_NOTES = {
     "small": "The bundled small model was trained on blends of two videos. On such blends the "
@@ -56,12 +56,14 @@ def _error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _separate_job(job: Job, model, progress: Callable[[int, int], None], *, out_dir, device):
+def _separate_job(
+    job: Job, model, progress: Callable[[int, int], None], *, out_dir, device, backend
+):
     """One job through the library calls of ``centrifuge separate``, with its default options."""
     from centrifuge.inference import SeparateOptions, Separator, separate_file
 
     options = SeparateOptions(layers=job.layers, force=False)
-    separator = Separator(model, size=job.size, device=device)
+    separator = Separator(model, size=job.size, device=device, backend=backend)
     # the upload is OUT/.web/<id>/<folder>.<ext>: its stem names OUT/<folder>/, as on the CLI
     return separate_file(
         separator, job.input, out_dir, options, model_name=job.model, progress=progress
@@ -73,6 +75,7 @@ def create_app(
     *,
     model: str = "small",
     device: str = "auto",
+    backend: str = defaults.BACKEND,
     limits: Limits | None = None,
     load_model: Callable[[str], object] | None = None,
 ) -> Starlette:
@@ -83,6 +86,7 @@ def create_app(
         model: the default model (a registered name or a weights/checkpoint path); the page also
             offers the other registered models that ship weights. Nothing else can be asked for.
         device: ``auto | cpu | cuda``.
+        backend: how the model runs (:data:`centrifuge.defaults.BACKENDS`).
         limits: upload limits.
         load_model: name -> model (default: :func:`centrifuge.pretrained.load_model`).
     """
@@ -98,7 +102,9 @@ def create_app(
     load = load_model or (lambda name: load_pretrained(name, device=torch_device))
 
     def run(job: Job, net, progress: Callable[[int, int], None]) -> dict:
-        return _separate_job(job, net, progress, out_dir=out_dir, device=torch_device)
+        return _separate_job(
+            job, net, progress, out_dir=out_dir, device=torch_device, backend=backend
+        )
 
     queue = JobQueue(out_dir, load_model=load, run=run, limits=limits)
     if load_model is None:
@@ -123,7 +129,7 @@ def create_app(
             }
         )
 
-    def options(request: Request) -> tuple[str, int | None, str, str]:
+    def options(request: Request) -> tuple[str, defaults.Size, str, str]:
         q = request.query_params
         name = display_name(q.get("name", ""))
         size, layers, chosen = q.get("size", DEFAULT_SIZE), q.get("layers", "2"), q.get("model")
@@ -134,7 +140,7 @@ def create_app(
         chosen = chosen or models[0]
         if chosen not in models:
             raise CentrifugeError(f"unknown model {chosen!r}: choose from {', '.join(models)}.")
-        return name, None if size == "native" else int(size), layers, chosen
+        return name, defaults.parse_size(size), layers, chosen
 
     async def upload(request: Request) -> Response:
         try:

@@ -32,6 +32,7 @@ import av
 from PIL import Image
 
 from centrifuge.errors import CentrifugeError, VideoError
+from centrifuge.inference.results import REPORT_FILE
 from centrifuge.utils import atomic_path
 from centrifuge.video.read import VideoInfo, VideoReader, probe_video
 
@@ -175,7 +176,7 @@ class Job:
     input: str  # the stored upload
     folder: str  # OUT/<folder>/ holds the results, as ``centrifuge separate`` lays them out
     model: str
-    size: int | None
+    size: int | str | None  # centrifuge.defaults.Size
     layers: str
     state: str = "queued"  # queued | running | done | failed
     stage: str = "waiting for the worker"
@@ -195,7 +196,7 @@ class Job:
             return []
         r = self.report
         layers = [layer["file"] for layer in r["layers"]]
-        return [f for f in (*layers, r["preview"], r["contact_sheet"], "report.json") if f]
+        return [f for f in (*layers, r["preview"], r["contact_sheet"], REPORT_FILE) if f]
 
     def to_public(self, ahead: int) -> dict:
         now = time.time()

@@ -29,7 +29,7 @@ function setBar(fraction, text, id = null) {
 
 async function loadInfo() {
   info = await (await fetch("/api/info")).json();
-  for (const s of info.sizes) $("size").add(new Option(s === "native" ? "native" : `${s} px`, s));
+  for (const s of info.sizes) $("size").add(new Option(/^\d+$/.test(s) ? `${s} px` : s, s));
   $("size").value = info.default_size;
   for (const m of info.models) $("model").add(new Option(m.name, m.name));
   $("model").onchange = () => {

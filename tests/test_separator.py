@@ -1,4 +1,5 @@
-"""``separate()`` and ``Separator``: window and tile alignment, cross-fade, bounded memory."""
+"""``separate()`` and ``Separator``: window and tile alignment, cross-fade, bounded memory, the
+size plan, and every forward through the engine's runner."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 
 from centrifuge import Separator, separate
+from centrifuge.inference.separator import SizePlan
 from centrifuge.video.clips import sliding_windows
-from conftest import random_frames
+from conftest import ScaledCopies, random_frames
 
 SCALES = (0.25, 0.75)
 
@@ -35,14 +37,9 @@ class PermutingModel(torch.nn.Module):
         return torch.stack([self.scales[i] * mixture for i in order], dim=1)
 
 
-class CopyModel(torch.nn.Module):
+def CopyModel() -> ScaledCopies:  # noqa: N802 (a fake model's name)
     """Copies its input to every output: a perfect cross-fade gives the input back."""
-
-    n_outputs = 2
-    stride = (8, 32, 32)
-
-    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        return mixture[:, None].expand(-1, self.n_outputs, -1, -1, -1, -1).clone()
+    return ScaledCopies((1.0, 1.0))
 
 
 def _assert_scaled_layers(out: torch.Tensor, frames: torch.Tensor, scales) -> None:
@@ -173,9 +170,10 @@ def test_auto_size_runs_a_residual_model_at_half_size_and_keeps_the_input_detail
     frames = random_frames(9, 240, 320)  # noise: all detail, which a resized layer would lose
     model = ResidualCopy()
     sep = Separator(model, clip_len=9, overlap=0, size="auto")
-    assert sep.processing_shape(240, 320) == (120, 160) and sep.needs_full_size(240, 320)
-    assert sep.processing_shape(180, 200) == (112, 124)  # never below 112
-    assert sep.processing_shape(100, 200) == (100, 200)  # already small: native
+    # decoded at full size (the differences are added to it), processed at half the short side
+    assert sep.plan(240, 320) == SizePlan(decode=(240, 320), process=(120, 160), side=120)
+    assert sep.plan(180, 200).process == (112, 124)  # never below 112
+    assert sep.plan(100, 200) == SizePlan((100, 200), (100, 200), "native")  # already small
     layers = sep.window(frames)
     assert {s[-2:] for s in model.shapes} == {(128, 160)}  # 120 x 160 padded to the stride
     torch.testing.assert_close(layers[0], frames, atol=1e-5, rtol=0)  # every pixel kept
@@ -184,7 +182,16 @@ def test_auto_size_runs_a_residual_model_at_half_size_and_keeps_the_input_detail
 
 def test_auto_size_leaves_other_models_at_native_size() -> None:
     sep = Separator(CopyModel(), size="auto")
-    assert sep.processing_shape(240, 320) == (240, 320) and not sep.needs_full_size(240, 320)
+    assert sep.plan(240, 320) == SizePlan((240, 320), (240, 320), "native")
+
+
+def test_a_given_size_is_decoded_at_and_reported_as_given() -> None:
+    sep = Separator(CopyModel(), size=120)
+    assert sep.plan(240, 320) == SizePlan((120, 160), (120, 160), 120)
+    assert Separator(CopyModel(), size=None).plan(240, 320).side == "native"
+    for bad in (16, "small", "0"):
+        with pytest.raises(ValueError, match="size must be"):
+            Separator(CopyModel(), size=bad)
 
 
 DEVICES = [
@@ -208,7 +215,9 @@ def test_every_forward_of_a_separator_goes_through_its_runner(device: str, kind:
         calls.append(args[0].device.type)
 
     model.register_forward_pre_hook(hook)
-    sep = Separator(model, clip_len=8, overlap=2, tile=64, tile_overlap=16, device=device)
+    sep = Separator(
+        model, clip_len=8, overlap=2, tile=64, tile_overlap=16, device=device, backend="torch"
+    )
     runner = sep.runner
 
     def through_runner(x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 import centrifuge.inference.files
 import centrifuge.inference.preview
@@ -25,31 +24,15 @@ from centrifuge.inference.files import (
 from centrifuge.inference.results import result_lock, safe_name
 from centrifuge.inference.separator import Separator
 from centrifuge.models.registry import build_model
-from conftest import random_frames, write_test_video
+from conftest import ScaledCopies, random_frames, serve_as_model, write_test_video
 
 FINAL = {"layer_1.mp4", "layer_2.mp4", "preview.mp4", "contact.png", "report.json"}
 
 
-class HalfModel(torch.nn.Module):
-    """``(0.25 x, 0.75 x)``: cheap and deterministic; records the input shapes it sees."""
-
-    n_outputs = 2
-    stride = (8, 32, 32)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.shapes: list[tuple[int, ...]] = []
-
-    def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        self.shapes.append(tuple(mixture.shape))
-        return torch.stack([0.25 * mixture, 0.75 * mixture], dim=1)
-
-
 @pytest.fixture
-def model(monkeypatch: pytest.MonkeyPatch) -> HalfModel:
-    half = HalfModel()
-    monkeypatch.setattr(centrifuge.pretrained, "load_model", lambda *args, **kwargs: half)
-    return half
+def model(monkeypatch: pytest.MonkeyPatch) -> ScaledCopies:
+    """``(0.25 x, 0.75 x)``, what ``--model`` loads."""
+    return serve_as_model(monkeypatch, ScaledCopies())
 
 
 def _separate(*args: str | Path) -> int:
@@ -82,7 +65,7 @@ def test_safe_name_keeps_every_result_inside_the_output_folder() -> None:
 
 
 def test_dot_stems_write_into_safe_folders_inside_o(
-    tmp_path: Path, model: HalfModel, capsys: pytest.CaptureFixture
+    tmp_path: Path, model: ScaledCopies, capsys: pytest.CaptureFixture
 ) -> None:
     """``...mp4`` (stem ``..``) wrote its results into the parent of ``-o``; ``..mp4`` (stem
     ``.``) into ``-o`` itself."""
@@ -103,7 +86,7 @@ def test_dot_stems_write_into_safe_folders_inside_o(
 
 
 def test_two_inputs_never_share_a_folder_silently(
-    tmp_path: Path, model: HalfModel, capsys: pytest.CaptureFixture
+    tmp_path: Path, model: ScaledCopies, capsys: pytest.CaptureFixture
 ) -> None:
     frames = random_frames(4, 32, 32)
     first = write_test_video(tmp_path / "a_b.mp4", frames)
@@ -119,7 +102,7 @@ def test_two_inputs_never_share_a_folder_silently(
 
 @pytest.mark.parametrize("step", ["PreviewWriter.close", "write_contact_sheet", "write_report"])
 def test_a_late_failure_leaves_no_result_and_keeps_the_earlier_one(
-    step: str, tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch
+    step: str, tmp_path: Path, model: ScaledCopies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 32, 32))
     out = tmp_path / "out"
@@ -148,7 +131,7 @@ def test_a_late_failure_leaves_no_result_and_keeps_the_earlier_one(
 
 
 def test_a_result_folder_in_use_is_refused_with_exit_2(
-    tmp_path: Path, model: HalfModel, capsys: pytest.CaptureFixture
+    tmp_path: Path, model: ScaledCopies, capsys: pytest.CaptureFixture
 ) -> None:
     source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
     out = tmp_path / "out"
@@ -165,7 +148,7 @@ def test_a_result_folder_in_use_is_refused_with_exit_2(
 
 
 def test_o_that_is_a_file_is_one_line(
-    tmp_path: Path, model: HalfModel, capsys: pytest.CaptureFixture
+    tmp_path: Path, model: ScaledCopies, capsys: pytest.CaptureFixture
 ) -> None:
     source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
     (tmp_path / "file").write_text("keep")
@@ -177,7 +160,7 @@ def test_o_that_is_a_file_is_one_line(
 
 
 def test_a_result_path_that_is_not_a_result_folder_is_never_replaced(
-    tmp_path: Path, model: HalfModel, capsys: pytest.CaptureFixture
+    tmp_path: Path, model: ScaledCopies, capsys: pytest.CaptureFixture
 ) -> None:
     source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
     (tmp_path / "out" / "clip").mkdir(parents=True)
@@ -191,14 +174,11 @@ def test_a_result_path_that_is_not_a_result_folder_is_never_replaced(
 
 
 def test_force_replaces_the_whole_result_and_stale_work_files_are_cleaned(
-    tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, model: ScaledCopies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
     out, folder = tmp_path / "out", tmp_path / "out" / "clip"
-    monkeypatch.setattr(HalfModel, "n_outputs", 4)
-    monkeypatch.setattr(
-        HalfModel, "forward", lambda self, x: torch.stack([x * k / 5 for k in range(1, 5)], 1)
-    )
+    model.scales, model.n_outputs = (0.2, 0.4, 0.6, 0.8), 4
     assert _separate(source, "-o", out, "--layers", "all") == 0
     assert {"layer_3.mp4", "layer_4.mp4"} <= {p.name for p in folder.iterdir()}
     (folder / ".work-abc123").mkdir()  # what earlier versions left after a kill
@@ -213,7 +193,7 @@ def test_force_replaces_the_whole_result_and_stale_work_files_are_cleaned(
     assert sorted(p.name for p in out.iterdir()) == [".other.work-abcd1234", "clip"]
 
 
-def test_leftovers_alone_are_not_a_result_to_protect(tmp_path: Path, model: HalfModel) -> None:
+def test_leftovers_alone_are_not_a_result_to_protect(tmp_path: Path, model: ScaledCopies) -> None:
     source = write_test_video(tmp_path / "clip.mp4", random_frames(4, 32, 32))
     folder = tmp_path / "out" / "clip"
     folder.mkdir(parents=True)
@@ -226,7 +206,7 @@ def test_leftovers_alone_are_not_a_result_to_protect(tmp_path: Path, model: Half
 
 
 def test_native_windows_that_do_not_fit_are_refused_naming_settings_that_fit(
-    tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch, capsys
+    tmp_path: Path, model: ScaledCopies, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     source = write_test_video(tmp_path / "big.mp4", random_frames(3, 360, 640), lossless=False)
     limit = window_bytes((360, 640), 12, 2)  # room for 12 native frames
@@ -241,7 +221,7 @@ def test_native_windows_that_do_not_fit_are_refused_naming_settings_that_fit(
 
 
 def test_with_size_frames_are_resized_while_decoding(
-    tmp_path: Path, model: HalfModel, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, model: ScaledCopies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Never a full-resolution window when --size is set: every decoded window, model input and
     layer chunk is at the processing size; the layer files are at the input size."""
@@ -268,7 +248,8 @@ def test_with_size_frames_are_resized_while_decoding(
 
 def test_a_real_tiny_model_separates_at_the_processing_size(tmp_path: Path) -> None:
     source = write_test_video(tmp_path / "clip.mp4", random_frames(6, 96, 128))
-    separator = Separator(build_model("tiny").eval(), clip_len=8, overlap=2, size=48)
+    model = build_model("tiny").eval()
+    separator = Separator(model, clip_len=8, overlap=2, size=48, backend="torch")
     report = separate_file(separator, source, tmp_path / "out")
     assert (report["width"], report["height"], report["frames"]) == (128, 96, 6)
 
@@ -296,3 +277,16 @@ def test_a_full_disk_or_forbidden_folder_anywhere_is_one_line_exit_2(
     monkeypatch.setattr(centrifuge.cli.tools, "cmd_models", bug)
     assert main(["models"]) == 1  # a bad descriptor is ours: still an internal error
     assert "internal error" in capsys.readouterr().err
+
+
+def test_every_name_of_a_result_is_recognised_as_a_result_file() -> None:
+    """One builder of the names: --force replaces exactly what a run writes."""
+    import centrifuge.inference.results as results
+
+    for still in (False, True):
+        paths = results.result_files(Path("out") / "clip", 3, still)
+        files = [*paths["layers"], paths["preview"], paths["contact"], paths["report"]]
+        names = [p.name for p in files if p is not None]
+        assert len(names) == (5 if still else 6)
+        assert all(results._RESULT_FILE.fullmatch(name) for name in names), names
+        assert paths["folder"] == results.result_folder("out", "some/where/clip.mp4")
