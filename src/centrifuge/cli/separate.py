@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from centrifuge import defaults
 from centrifuge.cli.common import Progress, add_backend, add_model_and_device, size_arg
