@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
 import torch
 
+from centrifuge.detail import add_upsampled_difference
 from centrifuge.inference import Separator
 from centrifuge.preview import PreviewWriter
 from centrifuge.report import LayerStats
@@ -41,9 +42,17 @@ class _Encoder:
     layers are never held for a whole window) and the preview."""
 
     def __init__(
-        self, writers: list[VideoWriter], shape: tuple[int, int], preview: PreviewWriter
+        self,
+        writers: list[VideoWriter],
+        shape: tuple[int, int],
+        preview: PreviewWriter,
+        full_size: Iterator[torch.Tensor] | None = None,
     ) -> None:
         self.writers, self.shape, self.preview = writers, shape, preview
+        # the input's frames [C, H, W] at the writers' size, in order: a residual model's
+        # differences (predicted at the processing size) are added to them here, a few frames at
+        # a time, so that full-size frames are never held for a whole window
+        self.full_size = full_size
         self.q: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._work, daemon=True)
@@ -52,6 +61,17 @@ class _Encoder:
     def _write(self, layers: torch.Tensor, frames: torch.Tensor) -> None:
         h, w = self.shape
         step = max(1, RESIZE_BYTES // (12 * h * w))  # float32 RGB frames per resize
+        if self.full_size is not None and layers.shape[-2:] != self.shape:
+            for t in range(0, layers.shape[2], step):
+                n = min(step, layers.shape[2] - t)
+                full = torch.stack([next(self.full_size) for _ in range(n)], dim=1)  # [C,n,H,W]
+                chunk = add_upsampled_difference(
+                    layers[:, :, t : t + step], frames[:, t : t + step], full
+                )
+                for writer, layer in zip(self.writers, chunk):
+                    writer.write(layer)
+            self.preview.write(frames, layers)
+            return
         for writer, layer in zip(self.writers, layers):
             if layer.shape[-2:] == self.shape:  # quantised by put()
                 writer.write(layer)
@@ -87,6 +107,8 @@ class _Encoder:
         if self.thread.is_alive():
             self.q.put(None)
             self.thread.join()
+        if self.full_size is not None:
+            self.full_size.close()  # the full-size decoder's file
 
     def finish(self) -> None:
         self.stop()
@@ -111,9 +133,11 @@ class SeparationPass:
         which: Literal["2", "all"],
         progress: Callable[[int, int], None] | None,
         on_layers: Callable[[int, torch.Tensor], None] | None,
+        detail: bool = False,
     ) -> None:
         self.separator, self.reader, self.work, self.which = separator, reader, work, which
         self.progress, self.on_layers = progress, on_layers
+        self.detail = detail  # add the differences to the full-size input (a residual model)
         m = separator.n_outputs if which == "all" else 2
         self.layer_files = [work / f"layer_{i + 1}.mp4" for i in range(m)]
         self.preview_file = work / "preview.mp4"
@@ -173,7 +197,8 @@ class SeparationPass:
                 if encoder is None:
                     chosen = chosen or stats.choose(self.which)
                     writers, preview = self._writers(len(chosen))
-                    encoder = _Encoder(writers, (info.height, info.width), preview)
+                    full = VideoReader(self.reader.path).frames() if self.detail else None
+                    encoder = _Encoder(writers, (info.height, info.width), preview, full)
                 encoder.put(layers[chosen], frames)
                 done = start + layers.shape[2]
                 if self.progress is not None:
