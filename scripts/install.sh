@@ -17,4 +17,4 @@ if ! $VPY -c "import torch" >/dev/null 2>&1; then
       || $VPY -m pip install -q "torch==2.13.0"
   fi
 fi
-$VPY -m pip install -q -e ".[dev]"
+$VPY -m pip install -q -e ".[dev,web]"  # web: `centrifuge serve` (Starlette + uvicorn, small)

@@ -1,7 +1,9 @@
 """A corpus of odd, broken and hostile video inputs, generated (never committed media).
 
-``base_files(folder)`` writes small valid files in many containers, codecs, pixel formats and
-sizes, plus the specific failures of issue 13 (raw H.264, a resolution change mid-stream, broken
+``base_files(folder)`` writes small valid files in many containers, codecs, pixel formats and sizes,
+the files of issue 24 (turned phone videos, 1000 fps, lossless trims with an edit list or cut mid-
+GOP, odd sizes, extreme aspect ratios, several audio tracks in codecs MP4 does not take, cover art),
+plus the specific failures of issue 13 (raw H.264, a resolution change mid-stream, broken
 timestamps, a zeroed ``stts`` box, non-UTF-8 metadata, frames under 2 px, a truncated streamable
 MKV/WebM). ``mutations(files, folder, n, seed)`` derives ``n`` damaged files from them with a fixed
 seed: truncations at many offsets, byte flips, zeroed MP4 boxes and wrong extensions.
@@ -270,6 +272,17 @@ def base_files(folder: Path) -> list[Case]:
             p.write_bytes(data.read_bytes()[: len(data.read_bytes()) * 2 // 3])
 
         add(name, False, cut)
+    # issue 24: the files phones, cameras, editors and `ffmpeg -c copy` make
+    add("phone_rot90.mp4", True, lambda p: write(p, size=(32, 48), rotation=90))
+    add("phone_rot180.mov", True, lambda p: write(p, rotation=180, audio=True))
+    add("highspeed_1000fps.mp4", True, lambda p: write(p, frames=40, rate=1000, audio=True))
+    add("trim_editlist.mp4", True, lambda p: write_trimmed(p))
+    add("trim_mid_gop.mp4", True, lambda p: write_trimmed(p, mid_gop=True))
+    add("odd_225x127.mp4", True, lambda p: write(p, size=(127, 225), pix_fmt="yuv444p"))
+    add("strip_16x1000.mkv", True, lambda p: write(p, codec="ffv1", size=(1000, 16), frames=3))
+    add("tracks.mkv", True, lambda p: write(p, audio=("aac", "vorbis", "libopus", "pcm_s16le")))
+    add("pcm_audio.mov", True, lambda p: write(p, audio="pcm_s16le"))
+    add("cover_art.mp3", False, write_cover_art_mp3)
     for tmp in folder.glob(".*.h264"):
         tmp.unlink()
     return cases

@@ -16,6 +16,7 @@ import centrifuge.pretrained
 from centrifuge.cli import main
 from centrifuge.errors import CentrifugeError
 from centrifuge.inference.files import (
+    MEMORY_MARGIN,
     SeparateOptions,
     check_window_memory,
     separate_file,
@@ -205,19 +206,27 @@ def test_leftovers_alone_are_not_a_result_to_protect(tmp_path: Path, model: Scal
 # -- point 12: memory -------------------------------------------------------------------------
 
 
-def test_native_windows_that_do_not_fit_are_refused_naming_settings_that_fit(
+def test_windows_that_do_not_fit_are_shortened_and_refused_only_below_eight_frames(
     tmp_path: Path, model: ScaledCopies, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    source = write_test_video(tmp_path / "big.mp4", random_frames(3, 360, 640), lossless=False)
-    limit = window_bytes((360, 640), 12, 2)  # room for 12 native frames
-    monkeypatch.setattr(centrifuge.inference.files, "available_memory", lambda: limit)
-    assert _separate(source, "-o", tmp_path / "out", "--clip-len", "32") == 2
-    line = _one_error_line(capsys, str(source), "GiB", "--size", "--clip-len 12")
-    assert not model.shapes and not (tmp_path / "out" / "big").exists()
-    size = int(line.split("--size ")[1].split()[0])
-    assert window_bytes((size, size * 640 // 360), 32, 2) <= limit
-    assert _separate(source, "-o", tmp_path / "out", "--clip-len", "32", "--size", size) == 0
-    assert _separate(source, "-o", tmp_path / "o2", "--clip-len", "12") == 0
+    """Any size runs with the default settings: windows too long for memory are shortened (to a
+    multiple of 8 frames, said in report.json); only when 8 frames do not fit is the input refused,
+    with a --size that then works."""
+    source = write_test_video(tmp_path / "big.mp4", random_frames(20, 360, 640), lossless=False)
+    room = window_bytes((360, 640), 12, 2) / MEMORY_MARGIN  # 12 native frames fit, not 32
+    monkeypatch.setattr(centrifuge.inference.files, "available_memory", lambda: room)
+    assert _separate(source, "-o", tmp_path / "out", "--clip-len", "32") == 0
+    report = json.loads((tmp_path / "out" / "big" / "report.json").read_text())
+    assert (report["settings"]["clip_len"], report["settings"]["overlap"]) == (8, 2)
+    assert report["frames"] == 20 and {s[2] for s in model.shapes} == {8}
+    room = window_bytes((360, 640), 4, 2) / MEMORY_MARGIN  # not even 8 frames
+    monkeypatch.setattr(centrifuge.inference.files, "available_memory", lambda: room)
+    assert _separate(source, "-o", tmp_path / "o2") == 2
+    line = _one_error_line(capsys, str(source), "GiB", "--size")
+    assert not (tmp_path / "o2" / "big").exists()
+    size = int(line.split("--size ")[1].split(".")[0].split()[0])
+    assert window_bytes((size, size * 640 // 360), 8, 2) <= room * MEMORY_MARGIN
+    assert _separate(source, "-o", tmp_path / "o2", "--size", size) == 0
 
 
 def test_with_size_frames_are_resized_while_decoding(

@@ -171,7 +171,7 @@ def test_auto_size_runs_a_residual_model_at_half_size_and_keeps_the_input_detail
     model = ResidualCopy()
     sep = Separator(model, clip_len=9, overlap=0, size="auto")
     # decoded at full size (the differences are added to it), processed at half the short side
-    assert sep.plan(240, 320) == SizePlan(decode=(240, 320), process=(120, 160), side=120)
+    assert sep.plan(240, 320) == SizePlan(output=(240, 320), process=(120, 160), side=120)
     assert sep.plan(180, 200).process == (112, 124)  # never below 112
     assert sep.plan(100, 200) == SizePlan((100, 200), (100, 200), "native")  # already small
     layers = sep.window(frames)

@@ -239,3 +239,29 @@ def test_results_inside_the_input_folder_are_not_separated_again(tmp_path: Path)
         assert main(["separate", str(folder), "-o", str(out), *CLIP, "--force"]) == 0
         assert sorted(p.name for p in out.iterdir()) == ["a", "b"]
     assert _report(out / "a")["input"] == str(folder / "a.mp4")
+
+
+# -- 5: extreme aspect ratios -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(4000, 64), (64, 4000)])
+def test_previews_of_extreme_aspect_ratios_stay_legible_and_playable(
+    tmp_path: Path, shape: tuple[int, int]
+) -> None:
+    """A 64x4000 strip and a 4000x64 banner: preview panels at least 60 px wide and at most
+    1920 px all together, the contact sheet no wider than that either."""
+    from PIL import Image
+
+    from centrifuge.inference.preview import PreviewWriter, write_contact_sheet
+
+    h, w = shape
+    frames = torch.rand(3, 3, h, w)
+    writer = PreviewWriter(tmp_path / "preview.mp4", fps=25, shape=shape, n_layers=2, frames=3)
+    writer.write(frames, torch.stack([0.25 * frames, 0.75 * frames]))
+    contact = writer.close()
+    info = probe_video(tmp_path / "preview.mp4")
+    assert info.width <= 1920 and info.height <= 240 + 16
+    assert info.width // 3 >= 60 and info.height >= 64
+    write_contact_sheet(contact, tmp_path / "contact.png")
+    with Image.open(tmp_path / "contact.png") as sheet:
+        assert sheet.width <= 6 * 1920 // 3 and sheet.height <= 3 * 122 + 20

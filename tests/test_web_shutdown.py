@@ -106,3 +106,16 @@ def test_stopping_the_server_mid_job_fails_the_job_and_cleans_up(tmp_path: Path)
     assert (state["state"], state["error"]) == ("failed", STOPPED)
     leftovers = [p.name for p in out.iterdir() if p.name != ".web"]
     assert leftovers == []  # no result, no work folder, no lock
+
+
+def test_serve_without_the_web_packages_names_a_command_that_works(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import sys
+
+    from centrifuge.cli import main
+
+    monkeypatch.setitem(sys.modules, "centrifuge.web.app", None)  # as if starlette were missing
+    assert main(["serve", "--port", "0"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "pip install 'starlette>=0.40' 'uvicorn>=0.30'" in line and "[web]" not in line

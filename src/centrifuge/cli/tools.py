@@ -164,8 +164,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from centrifuge.web.jobs import Limits
     except ImportError as exc:
         raise CentrifugeError(
-            f"the web page needs the web extra ({exc.name} is missing): "
-            "pip install 'visual-centrifuge[web]'."
+            f"the web page needs Starlette and uvicorn ({exc.name} is missing): "
+            "pip install 'starlette>=0.40' 'uvicorn>=0.30' (or make install in the checkout)."
         ) from None
     if args.max_upload_mb <= 0 or args.max_seconds <= 0:
         raise CentrifugeError("--max-upload-mb and --max-seconds must be positive.")

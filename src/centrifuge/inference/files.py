@@ -18,6 +18,7 @@ overwritten without ``force``.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +41,9 @@ from centrifuge.video.read import VideoReader, resized_shape
 
 __all__ = [
     "SeparateOptions",
+    "at_processing_size",
     "check_window_memory",
+    "plan_window",
     "separate_file",
     "separate_inputs",
     "window_bytes",
@@ -56,12 +59,45 @@ class SeparateOptions:
     memory_limit: int | None = None  # bytes a window may take (None: the memory available now)
 
 
-def window_bytes(shape: tuple[int, int], clip_len: int, n_outputs: int) -> int:
+# What a window costs, fitted to measurements (bench/RESULTS.md, "4K peak RSS"): 3 N + 14 float32
+# RGB copies of the window at the processing size (the decoded windows queued ahead, the model's N
+# outputs, the tile and cross-fade canvases, the finished chunk, the chunks queued for encoding),
+# the model's own activations per pixel and frame of one tile (the bundled `small` through
+# OpenVINO: 1.5 GB for 8 x 768 x 768, 2.6 GB for 16 x 768 x 768), and what the process holds
+# before the first window (model, engine, libraries).
+MODEL_BYTES_PER_PIXEL = 260
+BASE_BYTES = 1 << 30
+MIN_CLIP_LEN = 8  # the model's stride in time: shorter windows are padded to it anyway
+MEMORY_MARGIN = 0.8  # plan within this share of the memory available (others use the machine too)
+
+
+def window_bytes(
+    shape: tuple[int, int],
+    clip_len: int,
+    n_outputs: int,
+    *,
+    tile: int | None = None,
+    full_shape: tuple[int, int] | None = None,
+) -> int:
     """Estimated peak memory of separating windows of ``clip_len`` frames of ``shape = (H, W)``
-    (processing size) into ``n_outputs`` layers: the decoded window and its float copy, the layers
-    being predicted, cross-faded and queued for encoding (each float32 RGB)."""
+    (processing size) into ``n_outputs`` layers, tiled at ``tile`` pixels: ``3 N + 14`` float32
+    RGB copies of a window plus the model's activations for one tile (:data:`MODEL_BYTES_PER_PIXEL`
+    per pixel and frame) and :data:`BASE_BYTES`; with ``full_shape``, a residual model's layers
+    are made at that size a few frames at a time as they are encoded (about eight full-size
+    frames)."""
     h, w = shape
-    return clip_len * h * w * 12 * (4 + 4 * n_outputs)
+    th, tw = (min(h, tile), min(w, tile)) if tile else (h, w)
+    per_frame = h * w * 12 * (3 * n_outputs + 14) + th * tw * MODEL_BYTES_PER_PIXEL
+    full = 8 * 12 * full_shape[0] * full_shape[1] if full_shape else 0
+    return clip_len * per_frame + full + BASE_BYTES
+
+
+def _fitting_side(h: int, w: int, fits) -> int | None:
+    """The largest short side (a multiple of 16, at least 32) at which ``fits(shape)`` holds."""
+    short = min(h, w)
+    while short > 32 and not fits(resized_shape(h, w, short)):
+        short = max(32, short * 3 // 4 // 16 * 16)
+    return short if fits(resized_shape(h, w, short)) else None
 
 
 def check_window_memory(
@@ -72,37 +108,73 @@ def check_window_memory(
     overlap: int,
     n_outputs: int,
     limit: int | None = None,
+    tile: int | None = None,
+    full_shape: tuple[int, int] | None = None,
 ) -> None:
     """Refuse, before any work, windows of ``clip_len`` frames of ``shape = (H, W)`` (processing
-    size) into ``n_outputs`` layers that would not fit in memory, naming settings that do.
+    size) into ``n_outputs`` layers that would not fit in memory, naming a ``--size`` that does.
 
     Raises:
         CentrifugeError: the window needs more than ``limit`` bytes (default: the memory available
-        now).
+        now, less a margin).
     """
-    limit = limit if limit is not None else available_memory()
-    n = n_outputs
-    need = window_bytes(shape, clip_len, n)
+    if limit is None:
+        available = available_memory()
+        limit = None if available is None else int(available * MEMORY_MARGIN)
+    extra = {"tile": tile, "full_shape": full_shape}
+    need = window_bytes(shape, clip_len, n_outputs, **extra)
     if limit is None or need <= limit:
         return
     h, w = shape
-    frames = int(limit // window_bytes(shape, 1, n))
-    fits = []
-    if frames > overlap:
-        fits.append(f"--clip-len {frames}")
-    elif frames >= 2:
-        fits.append(f"--clip-len {frames} --overlap {frames // 4}")
-    short = min(h, w)
-    while short > 32 and window_bytes(resized_shape(h, w, short), clip_len, n) > limit:
-        short = max(32, short * 3 // 4 // 16 * 16)
-    if window_bytes(resized_shape(h, w, short), clip_len, n) <= limit:
-        fits.insert(0, f"--size {short}")
-    advice = " or ".join(fits) or "a smaller --clip-len and --size"
+    side = _fitting_side(h, w, lambda s: window_bytes(s, clip_len, n_outputs, **extra) <= limit)
+    advice = f"pass --size {side}" if side else "free some memory"
     raise CentrifugeError(
         f"{path}: windows of {clip_len} frames at {w}x{h} need about "
-        f"{need / 2**30:.1f} GiB of memory, {limit / 2**30:.1f} GiB is available: "
-        f"pass {advice}."
+        f"{need / 2**30:.1f} GiB of memory, {limit / 2**30:.1f} GiB is available: {advice}."
     )
+
+
+def plan_window(
+    path: Path,
+    shape: tuple[int, int],
+    *,
+    clip_len: int,
+    overlap: int,
+    n_outputs: int,
+    limit: int | None = None,
+    tile: int | None = None,
+    full_shape: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """``(clip_len, overlap)`` for windows of ``shape`` that fit in memory: as asked when they
+    fit, else the longest shorter window (a multiple of :data:`MIN_CLIP_LEN`, overlap cut to a
+    quarter of it) that does, so that any resolution runs with the default settings.
+
+    Raises:
+        CentrifugeError: not even :data:`MIN_CLIP_LEN` frames fit (naming a ``--size`` that does).
+    """
+    if limit is None:
+        available = available_memory()
+        limit = None if available is None else int(available * MEMORY_MARGIN)
+    extra = {"tile": tile, "full_shape": full_shape}
+    if limit is None or window_bytes(shape, clip_len, n_outputs, **extra) <= limit:
+        return clip_len, overlap
+    for shorter in range(clip_len // MIN_CLIP_LEN * MIN_CLIP_LEN, MIN_CLIP_LEN - 1, -MIN_CLIP_LEN):
+        if shorter < clip_len and window_bytes(shape, shorter, n_outputs, **extra) <= limit:
+            return shorter, min(overlap, shorter // 4)
+    shortest = min(clip_len, MIN_CLIP_LEN)
+    check_window_memory(
+        path, shape, clip_len=shortest, overlap=0, n_outputs=n_outputs, limit=limit, **extra
+    )
+    return shortest, min(overlap, shortest // 4)
+
+
+def at_processing_size(separator: Separator, shape: tuple[int, int]) -> Separator:
+    """The same separator (model, engine, windows) given frames already at its processing size
+    ``shape = (h, w)``: it runs them as they are and gives its layers at that size (for a residual
+    model, its prediction; the pass adds the differences to the full-size input)."""
+    view = copy.copy(separator)
+    view.size = min(shape)  # the short side of frames of this shape: no further resizing
+    return view
 
 
 def separate_file(
@@ -134,24 +206,43 @@ def separate_file(
     reader = VideoReader(input_path)
     native = (reader.info.height, reader.info.width)
     plan = separator.plan(*native)
-    reader.shape = plan.decode  # the processing size, unless the model needs the full size
+    reader.shape = plan.process  # windows are decoded at the processing size
+    # a residual model's differences are added to the full-size input as the layers are encoded
+    detail = plan.output != plan.process and not is_still(input_path)
+    if detail:
+        separator = at_processing_size(separator, plan.process)
     n, limit = separator.n_outputs, options.memory_limit
     if is_still(input_path):  # one frame, whose layers come back at the image's own size
         check_window_memory(input_path, native, clip_len=1, overlap=0, n_outputs=n, limit=limit)
     else:
-        check_window_memory(
+        clip_len, overlap = plan_window(
             input_path,
             reader.shape,
             clip_len=separator.clip_len,
             overlap=separator.overlap,
             n_outputs=n,
             limit=limit,
+            tile=separator.tile,
+            full_shape=native if detail else None,
         )
+        if (clip_len, overlap) != (separator.clip_len, separator.overlap):
+            separator = copy.copy(separator)  # shorter windows for this input only
+            separator.clip_len, separator.overlap = clip_len, overlap
     with staged_result(out_dir, result_name(input_path), options.force) as (stage, work):
         if progress is not None:
             progress(0, reader.info.frames)
         return _separate_into(
-            separator, reader, plan, stage, work, options, model_name, progress, on_step, on_layers
+            separator,
+            reader,
+            plan,
+            stage,
+            work,
+            options,
+            model_name,
+            progress,
+            on_step,
+            on_layers,
+            detail,
         )
 
 
@@ -166,6 +257,7 @@ def _separate_into(
     progress: Callable[[int, int], None] | None,
     on_step: Callable[[str], None] | None,
     on_layers: Callable[[int, torch.Tensor], None] | None,
+    detail: bool = False,
 ) -> dict:
     """Write the layers, preview, contact sheet and report of ``reader``'s input into ``stage``."""
     started = time.monotonic()
@@ -181,7 +273,7 @@ def _separate_into(
         if progress is not None:
             progress(1, 1)
     else:
-        run = SeparationPass(separator, reader, work, options.layers, progress, on_layers)
+        run = SeparationPass(separator, reader, work, options.layers, progress, on_layers, detail)
         chosen, stats, done, contact = run()
         final = stats.choose(options.layers)
         if final != chosen:  # the first window's choice did not hold for the whole video

@@ -17,8 +17,11 @@ from centrifuge.viz import image_grid, save_png
 __all__ = ["PreviewWriter", "write_contact_sheet"]
 
 PREVIEW_HEIGHT = 240  # height of each panel of preview.mp4
+PREVIEW_WIDTH = 1920  # widest preview.mp4 (players and browsers take this everywhere)
+MIN_ASPECT = 0.25  # a panel is at least a quarter as wide as it is high
 CONTACT_COLUMNS = 6
 CONTACT_HEIGHT = 120  # height of each contact-sheet cell
+CONTACT_WIDTH = 320  # widest contact-sheet cell
 
 
 def _labels(n_layers: int) -> list[str]:
@@ -36,7 +39,8 @@ def _label_strip(labels: list[str], width: int) -> torch.Tensor:
 
 class PreviewWriter:
     """Writes ``preview.mp4`` while the video is separated: the input and its layers side by side,
-    at most :data:`PREVIEW_HEIGHT` high, labelled, with the input's audio; and keeps the frames of
+    at most :data:`PREVIEW_HEIGHT` high and :data:`PREVIEW_WIDTH` wide (panels of extreme aspect
+    show the centre of the frames), labelled, with the input's audio; and keeps the frames of
     the contact sheet (:data:`CONTACT_COLUMNS` per stream, sampled evenly over ``frames``).
 
     Args:
@@ -65,8 +69,19 @@ class PreviewWriter:
         preset: str = "superfast",
     ) -> None:
         h, w = shape
-        self.ph = min(PREVIEW_HEIGHT, h) // 2 * 2
+        self.ph = max(2, min(PREVIEW_HEIGHT, h) // 2 * 2)
         self.pw = max(2, round(w * self.ph / h) // 2 * 2)
+        # extreme aspect ratios (a 64x4000 strip, a 4000x64 banner): the panel's aspect is kept
+        # within bounds and the frames cover it, cut to its centre, so it stays legible and the
+        # whole preview stays within what players take
+        widest = max(2, PREVIEW_WIDTH // (n_layers + 1) // 2 * 2)
+        narrowest = min(widest, max(2, round(self.ph * MIN_ASPECT) // 2 * 2))
+        clamped = min(max(self.pw, narrowest), widest)
+        self.cover: tuple[int, int] | None = None  # resize to this, then cut the panel's centre
+        if clamped != self.pw:
+            self.pw = clamped
+            scale = max(self.ph / h, self.pw / w)
+            self.cover = (max(self.ph, round(h * scale)), max(self.pw, round(w * scale)))
         self.strip = _label_strip(_labels(n_layers), self.pw)
         self.picks = set(
             np.linspace(0, max(frames, 1) - 1, CONTACT_COLUMNS).round().astype(int).tolist()
@@ -92,7 +107,12 @@ class PreviewWriter:
         gives them)."""
         if layers.dtype == torch.uint8:
             layers = layers.float() / 255
-        panels = resize(torch.cat([frames[None], layers]), self.ph, self.pw).clamp_(0, 1)
+        if self.cover is None:
+            panels = resize(torch.cat([frames[None], layers]), self.ph, self.pw).clamp_(0, 1)
+        else:
+            big = resize(torch.cat([frames[None], layers]), *self.cover)
+            top, left = (self.cover[0] - self.ph) // 2, (self.cover[1] - self.pw) // 2
+            panels = big[..., top : top + self.ph, left : left + self.pw].clamp(0, 1)
         side_by_side = torch.cat(panels.unbind(0), dim=-1)  # [C, t, ph, pw * streams]
         strip = self.strip[:, None].expand(-1, side_by_side.shape[1], -1, -1)
         self.writer.write(torch.cat([strip, side_by_side], dim=-2))
@@ -118,5 +138,7 @@ class PreviewWriter:
 def write_contact_sheet(contact: list[list[torch.Tensor]], target: Path) -> None:
     """``contact.png``: one labelled row per stream (input, layer 1, ...), as
     :class:`PreviewWriter` sampled them."""
-    sheet = image_grid(contact, row_labels=_labels(len(contact) - 1), cell_height=CONTACT_HEIGHT)
+    h, w = contact[0][0].shape[-2:]
+    height = min(CONTACT_HEIGHT, max(16, CONTACT_WIDTH * h // w))  # wide frames: lower cells
+    sheet = image_grid(contact, row_labels=_labels(len(contact) - 1), cell_height=height)
     save_png(sheet, target)

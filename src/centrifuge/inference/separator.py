@@ -60,14 +60,16 @@ class SizePlan:
     """The shapes of one input, planned by :meth:`Separator.plan`.
 
     Attributes:
-        decode: ``(H, W)`` to decode the frames at (the input's own size for a residual model at a
-            reduced size, whose differences are added to the full-size input; else ``process``).
-        process: ``(h, w)`` the model sees (before padding to its strides).
+        output: ``(H, W)`` the layers are made at: the input's own size for a residual model at a
+            reduced size (its predicted differences are added to the full-size frames), else
+            ``process``.
+        process: ``(h, w)`` the model sees (before padding to its strides); a video's windows are
+            decoded at this size.
         side: the size to report: ``size`` as given, the short side ``auto`` chose, or
             ``"native"``.
     """
 
-    decode: tuple[int, int]
+    output: tuple[int, int]
     process: tuple[int, int]
     side: int | str
 
@@ -129,16 +131,16 @@ class Separator:
         self.backend = self.runner.backend
 
     def plan(self, height: int, width: int) -> SizePlan:
-        """The shapes for frames of ``height x width``: what to decode, what the model sees and
-        the size to report (the one owner of ``size``)."""
+        """The shapes for frames of ``height x width``: what the model sees, what the layers are
+        made at and the size to report (the one owner of ``size``)."""
         process = self._processing_shape(height, width)
         reduced = process[0] * process[1] < height * width
-        decode = (height, width) if self.residual and reduced else process
+        output = (height, width) if self.residual and reduced else process
         if isinstance(self.size, int):
             side: int | str = self.size
         else:
             side = "native" if process == (height, width) else min(process)
-        return SizePlan(decode=decode, process=process, side=side)
+        return SizePlan(output=output, process=process, side=side)
 
     def _processing_shape(self, height: int, width: int) -> tuple[int, int]:
         size = self.size

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
 import torch
 
+from centrifuge.inference.detail import add_upsampled_difference
 from centrifuge.inference.preview import PreviewWriter
 from centrifuge.inference.report import STATS_EVERY, LayerStats, layer_count
 from centrifuge.inference.results import result_files
@@ -44,9 +45,17 @@ class _Encoder:
     layers are never held for a whole window) and the preview."""
 
     def __init__(
-        self, writers: list[VideoWriter], shape: tuple[int, int], preview: PreviewWriter
+        self,
+        writers: list[VideoWriter],
+        shape: tuple[int, int],
+        preview: PreviewWriter,
+        full_size: Iterator[torch.Tensor] | None = None,
     ) -> None:
         self.writers, self.shape, self.preview = writers, shape, preview
+        # the input's frames [C, H, W] at the writers' size, in order: a residual model's
+        # differences (predicted at the processing size) are added to them here, a few frames at
+        # a time, so that full-size frames are never held for a whole window
+        self.full_size = full_size
         self.q: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._work, daemon=True)
@@ -55,6 +64,17 @@ class _Encoder:
     def _write(self, layers: torch.Tensor, frames: torch.Tensor) -> None:
         h, w = self.shape
         step = max(1, RESIZE_BYTES // (12 * h * w))  # float32 RGB frames per resize
+        if self.full_size is not None and layers.shape[-2:] != self.shape:
+            for t in range(0, layers.shape[2], step):
+                n = min(step, layers.shape[2] - t)
+                full = torch.stack([next(self.full_size) for _ in range(n)], dim=1)  # [C,n,H,W]
+                chunk = add_upsampled_difference(
+                    layers[:, :, t : t + step], frames[:, t : t + step], full
+                )
+                for writer, layer in zip(self.writers, chunk):
+                    writer.write(layer)
+            self.preview.write(frames, layers)
+            return
         for writer, layer in zip(self.writers, layers):
             if layer.shape[-2:] == self.shape:  # quantised by put()
                 writer.write(layer)
@@ -90,6 +110,8 @@ class _Encoder:
         if self.thread.is_alive():
             self.q.put(None)
             self.thread.join()
+        if self.full_size is not None:
+            self.full_size.close()  # the full-size decoder's file
 
     def finish(self) -> None:
         self.stop()
@@ -114,9 +136,11 @@ class SeparationPass:
         which: Literal["2", "all"],
         progress: Callable[[int, int], None] | None,
         on_layers: Callable[[int, torch.Tensor], None] | None,
+        detail: bool = False,
     ) -> None:
         self.separator, self.reader, self.work, self.which = separator, reader, work, which
         self.progress, self.on_layers = progress, on_layers
+        self.detail = detail  # add the differences to the full-size input (a residual model)
         m = layer_count(separator.n_outputs, which)
         paths = result_files(work, m)  # renamed into the result folder when the pass holds
         self.layer_files, self.preview_file = paths["layers"], paths["preview"]
@@ -176,7 +200,8 @@ class SeparationPass:
                 if encoder is None:
                     chosen = chosen or stats.choose(self.which)
                     writers, preview = self._writers(len(chosen))
-                    encoder = _Encoder(writers, (info.height, info.width), preview)
+                    full = VideoReader(self.reader.path).frames() if self.detail else None
+                    encoder = _Encoder(writers, (info.height, info.width), preview, full)
                 encoder.put(compose(layers, chosen), frames)
                 done = start + layers.shape[2]
                 if self.progress is not None:

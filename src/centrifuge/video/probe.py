@@ -33,7 +33,7 @@ __all__ = ["MAX_FPS", "MIN_FPS", "TRUSTED_FPS", "VideoInfo", "probe_video", "res
 # to 960-1000 fps; a clip whose frames are one tick of a fine time base apart claims 12,800. Rates
 # above TRUSTED_FPS are believed only when frames over duration agrees (Matroska states 1000 fps
 # for its 1 ms time base whatever the frames' spacing).
-MIN_FPS, MAX_FPS, TRUSTED_FPS = 0.01, 2000.0, 240.0
+MIN_FPS, MAX_FPS, TRUSTED_FPS = 0.01, 1000.0, 240.0
 
 
 @dataclass(frozen=True)
