@@ -170,12 +170,12 @@ def test_auto_size_runs_a_residual_model_at_half_size_and_keeps_the_input_detail
     frames = random_frames(9, 240, 320)  # noise: all detail, which a resized layer would lose
     model = ResidualCopy()
     sep = Separator(model, clip_len=9, overlap=0, size="auto")
-    # decoded at full size (the differences are added to it), processed at half the short side
-    assert sep.plan(240, 320) == SizePlan(output=(240, 320), process=(120, 160), side=120)
-    assert sep.plan(180, 200).process == (112, 124)  # never below 112
+    # layers made at full size (the differences are added to it), processed at a 128-px short side
+    assert sep.plan(240, 320) == SizePlan(output=(240, 320), process=(128, 171), side=128)
+    assert sep.plan(720, 1280).process == (128, 228)  # the same short side for any input
     assert sep.plan(100, 200) == SizePlan((100, 200), (100, 200), "native")  # already small
     layers = sep.window(frames)
-    assert {s[-2:] for s in model.shapes} == {(128, 160)}  # 120 x 160 padded to the stride
+    assert {s[-2:] for s in model.shapes} == {(128, 192)}  # 128 x 171 padded to the stride
     torch.testing.assert_close(layers[0], frames, atol=1e-5, rtol=0)  # every pixel kept
     torch.testing.assert_close(layers[1], frames + 0.1, atol=1e-5, rtol=0)
 

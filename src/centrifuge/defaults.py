@@ -15,10 +15,12 @@ TILE_OVERLAP = 32  # pixels shared by neighbouring tiles
 # a short side in pixels, "auto", or None (native size); the Separator plans the shapes from it
 Size = int | Literal["auto"] | None
 SIZE: Size = "auto"
-# size "auto": a residual model runs at half the short side (at least AUTO_MIN_SIDE pixels) and
-# its predicted differences are upsampled onto the full-size input (bench/residual.py: at 224 px,
-# half size scored as well as native on the validation blends, for a third of the model's time)
-AUTO_MIN_SIDE = 112
+# size "auto": a residual model runs at a short side of AUTO_SIDE pixels (native when the input is
+# no larger) and its predicted differences are upsampled onto the full-size input. Chosen by
+# bench/size_rule.py (bench/RESULTS.md, "size auto"): on validation blends of 192, 256 and
+# (upscaled) 360-px content, 128 px wrote layers as good as or better than 96, 112, 160, half the
+# short side and native, for a fraction of native's model time.
+AUTO_SIDE = 128
 MIN_SIZE = 32  # the smallest short side accepted
 SIZE_CHOICES = ("auto", "native", "112", "160", "224", "320", "480")  # offered by the web page
 

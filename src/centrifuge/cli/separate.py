@@ -141,8 +141,8 @@ def add_separate(sub) -> None:
         default=defaults.SIZE,
         metavar="auto|native|SHORT_SIDE",
         help="process at this short side in pixels (faster); a residual model's differences are "
-        "upsampled onto the full-size input, so the layers keep its detail. auto: half the short "
-        f"side, at least {defaults.AUTO_MIN_SIDE} (residual models; others: native)",
+        "upsampled onto the full-size input, so the layers keep its detail. auto: a short side "
+        f"of {defaults.AUTO_SIDE} (residual models, native when smaller; others: native)",
     )
     add_backend(p)
     p.add_argument(

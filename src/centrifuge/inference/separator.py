@@ -82,8 +82,9 @@ class Separator:
         clip_len: frames per window.
         overlap: frames shared by consecutive windows (cross-faded).
         size: process at this shortest side (``None`` = native; ``"auto"``, the default
-            :data:`~centrifuge.defaults.SIZE`: half the short side, at least
-            :data:`~centrifuge.defaults.AUTO_MIN_SIDE`, for a residual model, else native;
+            :data:`~centrifuge.defaults.SIZE`: a short side of
+            :data:`~centrifuge.defaults.AUTO_SIDE` for a residual model (native when smaller),
+            else native;
             :meth:`plan` gives the shapes of an input); the layers come back at the size of the
             frames given: for a residual model the predicted differences are upsampled onto the
             frames (:func:`~centrifuge.inference.detail.add_upsampled_difference`), else the
@@ -146,7 +147,7 @@ class Separator:
         size = self.size
         if size == "auto":
             short = min(height, width)
-            size = max(defaults.AUTO_MIN_SIDE, short // 2) if self.residual else None
+            size = defaults.AUTO_SIDE if self.residual else None
             size = None if size is not None and size >= short else size
         return resized_shape(height, width, size)
 
