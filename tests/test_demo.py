@@ -33,3 +33,14 @@ def test_demo_writes_outputs_and_scores(tmp_path: Path, capsys) -> None:
     assert scores["contact_sheet"] == str(out / "contact.png")
     assert main(["demo", "-o", str(out), "--model", "tiny"]) == 2  # outputs exist: needs --force
     assert main(["demo", "-o", str(out), "--model", "tiny", "--force"]) == 0
+
+
+def test_demo_scores_a_residual_model_at_a_reduced_size(tmp_path: Path) -> None:
+    """The bundled `small` runs at --size auto's 128-px short side on the 144x176 demo pair: its
+    layers come back at the processing size and are scored at full size, as they are written."""
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--model", "small", "--backend", "torch"]) == 0
+    scores = json.loads((out / "demo.json").read_text())
+    report = json.loads((out / "mixture" / "report.json").read_text())
+    assert report["settings"]["size"] == 128
+    assert 0 < scores["loss"]["model"] <= scores["loss"]["written"] < 1

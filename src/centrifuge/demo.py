@@ -22,6 +22,7 @@ from centrifuge import defaults
 from centrifuge.data.blend import blend
 from centrifuge.errors import CentrifugeError
 from centrifuge.inference import SeparateOptions, Separator, separate_file
+from centrifuge.inference.detail import add_upsampled_difference
 from centrifuge.losses import pit_loss, reorder_layers
 from centrifuge.losses.grouping import compose
 from centrifuge.metrics import identity_baseline, psnr
@@ -106,7 +107,11 @@ def run_demo(
     )
     if on_step is not None:
         on_step("scoring against the true layers")
-    pred = torch.cat([chunks[s] for s in sorted(chunks)], dim=2)  # [N, C, T, H, W]
+    pred = torch.cat([chunks[s] for s in sorted(chunks)], dim=2)  # [N, C, T, h, w]
+    if pred.shape[-2:] != mixture.shape[-2:]:  # the processing size: made full size as written
+        full, _ = read_video(mixture_path)  # the decoded input the differences are added to
+        small, _ = read_video(mixture_path, size=min(pred.shape[-2:]))  # what the model saw
+        pred = add_upsampled_difference(pred, small, full)  # [N, C, T, H, W]
     groups = [tuple(layer["outputs"]) for layer in report["layers"]]
     written = compose(pred, groups).clamp(0, 1)  # [2, C, T, H, W]: the layers written
     loss, match = pit_loss(pred[None], layers[None])  # best 2 of the N, knowing the answer
