@@ -4,9 +4,11 @@
 video. To save time it measures every 4th frame (`report.STATS_EVERY`) and chooses on the first
 finished frames (then checks the choice at the end and separates again if it changed). This
 benchmark separates real videos once and compares, per video, the choice made from every frame,
-from every 4th frame, and from the first window's frames only.
+from every 4th frame, and from the first window's frames only; "windows agreeing" counts the
+windows whose frames alone would choose the same layers in the same order (a layer that keeps its
+identity over the whole video).
 
-    python bench/choice.py ../shared/data/val ../shared/data/layered --size 160
+    python bench/choice.py ../shared/data/layered
 """
 
 from __future__ import annotations
@@ -32,10 +34,14 @@ def choices(separator: Separator, path: Path, which: str) -> dict:
     every = LayerStats(separator.n_outputs)
     sampled = LayerStats(separator.n_outputs, every=STATS_EVERY)
     early: list[Group] | None = None
+    windows: list[list[Group]] = []  # the choice each window alone would make
     frames = 0
     for start, layers, inputs in separator.stream(VideoReader(path, size=separator.size)):
         every.add(layers, inputs, start)
         sampled.add(layers, inputs, start)
+        alone = LayerStats(separator.n_outputs)
+        alone.add(layers, inputs, start)
+        windows.append(alone.choose(which))
         if early is None:
             early = sampled.choose(which)
         frames = start + layers.shape[2]
@@ -44,6 +50,7 @@ def choices(separator: Separator, path: Path, which: str) -> dict:
         "all_frames": every.choose(which),
         "every_nth": sampled.choose(which),
         "first_chunk": early,
+        "windows": windows,
     }
 
 
@@ -51,7 +58,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("folders", nargs="+", help="folders of real videos")
     p.add_argument("--model", default="small")
-    p.add_argument("--size", type=int, default=160, help="processing short side (speed)")
+    p.add_argument("--size", type=int, default=128, help="processing short side (auto: 128)")
     p.add_argument("--layers", choices=["2", "all"], default="2")
     p.add_argument("--json", default=None)
     args = p.parse_args()
@@ -73,6 +80,9 @@ def main() -> None:
                     "first chunk": str(c["first_chunk"]),
                     "same (every)": c["every_nth"] == c["all_frames"],
                     "same (first)": c["first_chunk"] == c["all_frames"],
+                    "windows agreeing": (
+                        f"{sum(w == c['all_frames'] for w in c['windows'])}/{len(c['windows'])}"
+                    ),
                 }
             )
             print_table(rows[-1:], list(rows[-1]))
