@@ -100,6 +100,14 @@ def _fitting_side(h: int, w: int, fits) -> int | None:
     return short if fits(resized_shape(h, w, short)) else None
 
 
+def _memory_limit(limit: int | None) -> int | None:
+    """``limit``, or the memory available now less :data:`MEMORY_MARGIN` (``None``: unknown)."""
+    if limit is not None:
+        return limit
+    available = available_memory()
+    return None if available is None else int(available * MEMORY_MARGIN)
+
+
 def check_window_memory(
     path: Path,
     shape: tuple[int, int],
@@ -118,9 +126,7 @@ def check_window_memory(
         CentrifugeError: the window needs more than ``limit`` bytes (default: the memory available
         now, less a margin).
     """
-    if limit is None:
-        available = available_memory()
-        limit = None if available is None else int(available * MEMORY_MARGIN)
+    limit = _memory_limit(limit)
     extra = {"tile": tile, "full_shape": full_shape}
     need = window_bytes(shape, clip_len, n_outputs, **extra)
     if limit is None or need <= limit:
@@ -152,9 +158,7 @@ def plan_window(
     Raises:
         CentrifugeError: not even :data:`MIN_CLIP_LEN` frames fit (naming a ``--size`` that does).
     """
-    if limit is None:
-        available = available_memory()
-        limit = None if available is None else int(available * MEMORY_MARGIN)
+    limit = _memory_limit(limit)
     extra = {"tile": tile, "full_shape": full_shape}
     if limit is None or window_bytes(shape, clip_len, n_outputs, **extra) <= limit:
         return clip_len, overlap
