@@ -315,3 +315,22 @@ def test_converted_i3d_knows_cricket(kinetics_weights: Path) -> None:
     # 256-colour palette lowers it, but the margin stays wide.
     assert float(top.values[0] - top.values[1]) > 3.0
     assert os.path.getsize(kinetics_weights) > 40e6
+
+
+def test_a_content_prior_starts_from_kinetics_beside_trained_weights(
+    fake_kinetics: Path, random_i3d: I3DClassifier, tmp_path: Path
+) -> None:
+    """Fine-tuning a trained model with a prior: the trained tensors are copied, the prior's I3D
+    is the whole Kinetics network (every channel), its adapters stay at zero."""
+    from centrifuge.checkpoint import write_weights
+    from centrifuge.pretrained import initialise_from
+
+    trained = build_model("tiny", residual=True)
+    path = write_weights(trained.state_dict(), tmp_path / "t.safetensors", spec=trained.config)
+    model = build_model("tiny", residual=True, prior_scale=0.5)
+    initialise_from(model, path)
+    full = random_i3d.encoder.state_dict()
+    assert all(torch.equal(v, full[k]) for k, v in model.prior.encoder.state_dict().items())
+    own = model.state_dict()
+    assert all(torch.equal(v, own[k]) for k, v in trained.state_dict().items())
+    assert all(p.abs().sum() == 0 for p in model.prior.adapters.parameters())

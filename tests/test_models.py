@@ -181,3 +181,44 @@ def test_a_model_records_its_overrides_and_rebuilds_from_its_record() -> None:
         build_model("tiny", no_such_option=1)
     with pytest.raises(ModelError):
         build_model("huge")
+
+
+# -- the frozen content prior (issue 22, item 5) ------------------------------------------------
+
+
+def test_a_fresh_content_prior_leaves_the_model_unchanged_and_stays_frozen(tmp_path: Path) -> None:
+    """Zero-initialised adapters: step 0 with a prior computes exactly the model without one; in
+    training only the adapters learn, the I3D keeps eval-mode BatchNorm; the record rebuilds it."""
+    from centrifuge.checkpoint import write_weights
+    from centrifuge.pretrained import load_model
+
+    torch.manual_seed(0)
+    base = build_model("tiny", residual=True)
+    torch.nn.init.normal_(base.predictor.decoder.head.weight, std=0.1)  # as if trained
+    with_prior = build_model("tiny", residual=True, prior_scale=0.5)
+    with_prior.load_state_dict(base.state_dict(), strict=False)
+    x = torch.rand(2, 3, 8, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(with_prior.eval()(x), base.eval()(x))
+    assert "prior_scale" not in base.config.kwargs  # files without a prior keep their record
+
+    with_prior.train()
+    assert not with_prior.prior.encoder.training and with_prior.prior.adapters.training
+    stats = with_prior.prior.encoder.blocks["Conv3d_1a_7x7"].bn.running_mean.clone()
+    with_prior(x).mean().backward()
+    assert all(p.grad is None for p in with_prior.prior.encoder.parameters())
+    assert all(p.grad is not None for p in with_prior.prior.adapters.parameters())
+    assert torch.equal(stats, with_prior.prior.encoder.blocks["Conv3d_1a_7x7"].bn.running_mean)
+
+    path = write_weights(
+        with_prior.state_dict(), tmp_path / "p.safetensors", spec=with_prior.config
+    )
+    loaded = load_model(path)
+    assert loaded.config.kwargs["prior_scale"] == 0.5
+    torch.nn.init.normal_(with_prior.prior.adapters["Mixed_5c"].weight)  # the prior now matters
+    loaded.load_state_dict(with_prior.state_dict())
+    with torch.no_grad():
+        y, z = loaded.eval()(x), with_prior.eval()(x)
+        assert torch.equal(y, z) and not torch.equal(y, base(x))
+    with pytest.raises(ModelError):
+        build_model("tiny", prior_scale=2.0)

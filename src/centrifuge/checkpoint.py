@@ -150,6 +150,7 @@ _CHECKS = {
     "residual": lambda v: isinstance(v, bool),
     "light_stages": lambda v: _is_int(v) and 0 <= v <= 5,
     "bn_momentum": lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
+    "prior_scale": lambda v: isinstance(v, (int, float)) and 0 <= v <= 1,
 }
 
 

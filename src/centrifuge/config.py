@@ -72,6 +72,7 @@ class ModelConfig:
     corrector: bool | None = None
     corrector_sees_mixture: bool | None = None
     bn_momentum: float | None = None
+    prior_scale: float | None = None
 
     def overrides(self) -> dict[str, Any]:
         """The non-None architecture fields, as keyword arguments for ``build_model``."""

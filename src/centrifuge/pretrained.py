@@ -125,8 +125,23 @@ def initialise_from(model: torch.nn.Module, source: str | os.PathLike) -> None:
         if key not in own or own[key].shape != value.shape:
             raise ModelError(f"{source} does not fit this architecture (tensor {key}).")
     missing = [k for k in own if k not in state]
-    if any(not k.startswith("corrector.") for k in missing):
-        raise ModelError(f"{source} lacks tensors of this model ({missing[0]}).")
+    fresh = [k for k in missing if not k.startswith(("corrector.", "prior."))]
+    if fresh:
+        raise ModelError(f"{source} lacks tensors of this model ({fresh[0]}).")
     model.load_state_dict(state, strict=False)
-    if missing:
+    if any(k.startswith("corrector.") for k in missing):
         log.info("%s: the corrector starts fresh", source)
+    if any(k.startswith("prior.encoder.") for k in missing):
+        _load_prior(model)
+        log.info("%s: the content prior is the Kinetics-400 I3D, its adapters at zero", source)
+
+
+def _load_prior(model: torch.nn.Module) -> None:
+    """The converted Kinetics-400 I3D into a model's frozen content prior (its adapters keep
+    their zero initialisation)."""
+    from centrifuge.kinetics import load_kinetics_state
+
+    full = load_kinetics_state()
+    encoder = model.prior.encoder
+    state = {k.removeprefix("encoder."): v for k, v in full.items() if k.startswith("encoder.")}
+    encoder.load_state_dict({k: state[k] for k in encoder.state_dict()})

@@ -20,6 +20,7 @@ from torch import nn
 
 from centrifuge.models.decoder import Decoder
 from centrifuge.models.i3d import I3DEncoder
+from centrifuge.models.prior import PRIOR_ENDPOINTS, ContentPrior
 
 __all__ = ["CentrifugeNet", "ModelSpec", "UNet3D", "skip_endpoints"]
 
@@ -106,9 +107,19 @@ class UNet3D(nn.Module):
             bn_momentum=bn_momentum,
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shape: ``[B, C_in, T, H, W]`` (any T, H, W) -> ``[B, C_out, T, H, W]``."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        prior: ContentPrior | None = None,
+        mixture: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Shape: ``[B, C_in, T, H, W]`` (any T, H, W) -> ``[B, C_out, T, H, W]``. A ``prior``
+        (seeing ``mixture`` ``[B, 3, T, H, W]``) adds its features to the encoder's endpoints."""
         feats = self.encoder.forward_endpoints(x, self.skips)
+        if prior is not None:
+            sizes = {n: feats[n].shape[-3:] for n in prior.adapters}
+            for name, extra in prior(mixture, sizes).items():
+                feats[name] = feats[name] + extra
         skips = [feats[n] for n in self.skips] + [x]
         return self.decoder(feats[self.encoder.final_endpoint], skips)
 
@@ -134,6 +145,9 @@ class CentrifugeNet(nn.Module):
         residual: predict each layer as the mixture plus a learned difference (head initialised
             to zero, so training starts at the identity baseline). Not in the paper.
         bn_momentum: BatchNorm momentum.
+        prior_scale: 0 for none; else a frozen full-width I3D (:class:`ContentPrior`) sees the
+            mixture at this fraction of its spatial size and feeds the predictor's deep endpoints
+            through zero-initialised 1x1x1 convs. Not in the paper.
     """
 
     def __init__(
@@ -149,6 +163,7 @@ class CentrifugeNet(nn.Module):
         light_stages: int = 0,
         residual: bool = False,
         bn_momentum: float = 0.01,
+        prior_scale: float = 0.0,
     ) -> None:
         super().__init__()
         if n_outputs < 2:
@@ -164,6 +179,8 @@ class CentrifugeNet(nn.Module):
             "residual": residual,
             "bn_momentum": bn_momentum,
         }
+        if prior_scale:  # recorded only when used: files without a prior stay as they were
+            arguments["prior_scale"] = prior_scale
         self.config = ModelSpec(name, arguments)
         self.n_outputs = n_outputs
         self.corrector_sees_mixture = corrector_sees_mixture
@@ -177,6 +194,13 @@ class CentrifugeNet(nn.Module):
         }
         self.predictor = UNet3D(in_channels=3, out_channels=3 * n_outputs, **common)
         self.stride = self.predictor.encoder.strides[final_endpoint]
+        self.prior = None
+        if prior_scale:
+            enc = self.predictor.encoder
+            names = [n for n in PRIOR_ENDPOINTS if n in enc.channels]
+            self.prior = ContentPrior(
+                targets={n: enc.channels[n] for n in names}, scale=prior_scale
+            )
         self.corrector = None
         if corrector:
             in_ch = 3 * n_outputs + (3 if corrector_sees_mixture else 0)
@@ -194,7 +218,7 @@ class CentrifugeNet(nn.Module):
         Shape: ``[B, 3, T, H, W]`` in ``[0, 1]`` (any T, H, W) -> ``[B, N, 3, T, H, W]``,
         unbounded floats meant to lie in ``[0, 1]`` (clamp for display).
         """
-        pred = self.predictor(mixture)  # [B, 3N, T, H, W]
+        pred = self.predictor(mixture, self.prior, mixture)  # [B, 3N, T, H, W]
         if self.residual:
             pred = pred + mixture.repeat(1, self.n_outputs, 1, 1, 1)  # O_i = V + D_i
         if self.corrector is not None:

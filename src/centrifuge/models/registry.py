@@ -83,7 +83,7 @@ def build_model(name_or_spec: str | ModelSpec, **overrides: Any) -> CentrifugeNe
         spec = ModelSpec(name_or_spec, model_kwargs(name_or_spec, **overrides))
     try:
         return CentrifugeNet(name=spec.name, **spec.kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ModelError(f"invalid model option: {exc}.") from exc
 
 
