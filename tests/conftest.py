@@ -56,6 +56,35 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+# Short real clips (16 to 32 frames, 256 x 256): their clip bank builds in about a second.
+TRAIN_VIDEOS = [
+    "anyv2v__ballet_street",
+    "anyv2v__couple_affection",
+    "anyv2v__kitten_wooden_floor",
+    "anyv2v__man_walking",
+    "anyv2v__old_man_exercise",
+    "vid2vid-zero__cow_walking",
+    "vid2vid-zero__lion_roaring",
+    "flatten__trucks_race",
+]
+
+
+@pytest.fixture(scope="session")
+def train_clips(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder linking a few real training videos, with its clip bank for 32-px crops already in
+    the cache (built once per session, and never by two processes at the same time): training
+    tests need real clips, not the 27,569 frames of the whole training folder."""
+    from centrifuge.data.bank import build_bank
+    from centrifuge.data.folder import ClipSpec
+    from centrifuge.data.index import scan_folder
+
+    folder = tmp_path_factory.mktemp("train")
+    for name in TRAIN_VIDEOS:
+        (folder / f"{name}.mp4").symlink_to(shared_data / "train" / f"{name}.mp4")
+    build_bank(scan_folder(folder), ClipSpec(crop=32).short_side)
+    return folder
+
+
 class ScaledCopies(torch.nn.Module):
     """A fake model: ``scale * mixture`` for each of ``scales``, ``[B, C, T, H, W]`` ->
     ``[B, N, C, T, H, W]`` with ``N = len(scales)``; cheap, deterministic, and it records the

@@ -8,7 +8,7 @@ from centrifuge.cli import main
 
 
 def test_table1_writes_markdown_chart_and_json(
-    shared_data: Path, tmp_path: Path, monkeypatch
+    shared_data: Path, train_clips: Path, tmp_path: Path, monkeypatch
 ) -> None:
     fast = rep.Scale(
         "tiny",
@@ -26,7 +26,7 @@ def test_table1_writes_markdown_chart_and_json(
     )
     monkeypatch.setitem(rep.SCALES, "tiny", fast)
     out = tmp_path / "rep"
-    data = ["--data", str(shared_data / "train"), "--val", str(shared_data / "val")]
+    data = ["--data", str(train_clips), "--val", str(shared_data / "val")]
     command = ["reproduce", "table1", "--scale", "tiny", "--out", str(out), *data]
     assert main(command) == 0
     result = json.loads((out / "table1.json").read_text())

@@ -19,25 +19,11 @@ import torch
 import centrifuge.losses.objective
 from centrifuge.cli import main
 from centrifuge.config import apply_overrides, load_config
-from centrifuge.data.bank import build_bank
-from centrifuge.data.folder import ClipSpec
-from centrifuge.data.index import scan_folder
 from centrifuge.errors import ConfigError
 from centrifuge.models.registry import build_model
 from centrifuge.pretrained import load_model
 from centrifuge.train import Trainer
 
-# Short real clips (16 to 32 frames, 256 x 256): their clip bank builds in about a second.
-TRAIN_VIDEOS = [
-    "anyv2v__ballet_street",
-    "anyv2v__couple_affection",
-    "anyv2v__kitten_wooden_floor",
-    "anyv2v__man_walking",
-    "anyv2v__old_man_exercise",
-    "vid2vid-zero__cow_walking",
-    "vid2vid-zero__lion_roaring",
-    "flatten__trucks_race",
-]
 # One torch thread everywhere: exact repeats across processes, and no spinning threads on a busy
 # machine.
 SMALL = [
@@ -61,17 +47,6 @@ CHECKPOINT_KEYS = {
     "versions",
 }
 TIMEOUT = 120
-
-
-@pytest.fixture(scope="module")
-def train_clips(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder linking a few real training videos, with its clip bank already in the cache (so
-    that concurrent processes never build it at the same time)."""
-    folder = tmp_path_factory.mktemp("train")
-    for name in TRAIN_VIDEOS:
-        (folder / f"{name}.mp4").symlink_to(shared_data / "train" / f"{name}.mp4")
-    build_bank(scan_folder(folder), ClipSpec(crop=32).short_side)
-    return folder
 
 
 @pytest.fixture

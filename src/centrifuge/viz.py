@@ -62,8 +62,9 @@ def image_grid(
 
 
 def save_png(image: Image.Image, path: str | os.PathLike) -> Path:
-    """Save atomically (temporary file + rename)."""
+    """Save atomically (temporary file + rename), at zlib's default level: ``optimize=True`` took
+    2.8x as long for a 1.4% smaller contact sheet (760 vs 268 ms at 1172x730)."""
     path = Path(path)
     with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG", optimize=True)
+        image.save(tmp, format="PNG")
     return path
