@@ -28,9 +28,8 @@ def _pairs(items: list[str]) -> dict[str, str]:
 def run_curve(folder: Path) -> dict:
     """Validation written / identity and best-2 / identity against elapsed minutes of a run."""
     config = (folder / "config.yaml").read_text()
-    batch = int(next(ln.split(":")[1] for ln in config.splitlines() if "batch_size" in ln))
-    layers = int(next(ln.split(":")[1] for ln in config.splitlines() if "n_layers" in ln))
-    clips_per_step = batch * layers
+    # clips_per_s counts mixtures: batch_size per step (one process)
+    clips_per_step = int(next(ln.split(":")[1] for ln in config.splitlines() if "batch_size" in ln))
     minutes_at: dict[int, float] = {}
     val = []
     for line in (folder / "metrics.jsonl").read_text().splitlines():
