@@ -80,10 +80,14 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--clip-len", type=int, default=32)
     p.add_argument("--size", type=int, default=112)
+    p.add_argument("--backend", default="auto", help="as separate's --backend")
+    p.add_argument("--precision", default="auto", help="auto, f32 or bf16 (the engine's)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     model = load_model(args.model)
-    separator = Separator(model, clip_len=args.clip_len, overlap=0)
+    separator = Separator(
+        model, clip_len=args.clip_len, overlap=0, backend=args.backend, precision=args.precision
+    )
     entries = scan_folder(args.data)
     per_seed = {}
     for seed in args.seeds:
@@ -113,6 +117,8 @@ def main() -> None:
         {
             "machine": machine(),
             "model": args.model,
+            "backend": args.backend,
+            "precision": args.precision,
             "pairs": args.pairs,
             "clip": [args.clip_len, args.size, args.size],
             "seeds": args.seeds,
