@@ -175,7 +175,7 @@ def test_auto_size_runs_a_residual_model_at_half_size_and_keeps_the_input_detail
     assert sep.plan(720, 1280).process == (128, 228)  # the same short side for any input
     assert sep.plan(100, 200) == SizePlan((100, 200), (100, 200), "native")  # already small
     layers = sep.window(frames)
-    assert {s[-2:] for s in model.shapes} == {(128, 192)}  # 128 x 171 padded to the stride
+    assert {s[-2:] for s in model.shapes} == {(128, 171)}  # run at its own size, not padded
     torch.testing.assert_close(layers[0], frames, atol=1e-5, rtol=0)  # every pixel kept
     torch.testing.assert_close(layers[1], frames + 0.1, atol=1e-5, rtol=0)
 

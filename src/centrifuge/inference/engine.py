@@ -1,9 +1,9 @@
 """Running a model's forward pass fast for a few fixed input shapes: the one place a model runs.
 
 ``compile_model(model, shape, device=...)`` returns a :class:`Runner`, a callable
-``[1, C, T, H, W] float32 -> [1, N, C, T, H, W] float32`` (on the CPU). Inputs are expected already
-padded to the model's stride multiples (``Separator`` pads to (8, 32, 32)), so a video brings only
-a few distinct shapes; the runner prepares one per shape and keeps the last :data:`MAX_SHAPES`.
+``[1, C, T, H, W] float32 -> [1, N, C, T, H, W] float32`` (on the CPU). A video brings only a few
+distinct shapes (``Separator`` runs every window at the video's processing size, padded in time to
+a multiple of 8); the runner prepares one per shape and keeps the last :data:`MAX_SHAPES`.
 
 Backends (:data:`BACKENDS`):
 

@@ -3,9 +3,11 @@
 :class:`Separator` runs a model over successive windows of ``clip_len`` frames that overlap by
 ``overlap`` frames:
 
-* each window is resized (``size``), padded to the model's stride multiples (8 in T, 32 in H and W:
-  I3D's total strides), run, cropped back and resized to the input size; frames too large for
-  memory are cut into overlapping spatial tiles that are cross-faded the same way;
+* each window is resized (``size``), padded in time to a multiple of the model's temporal stride
+  (8), run at its own height and width (the encoder's SAME padding takes any size; replicating
+  the last row and column up to 32-px multiples, as before issue 22, cost 0.009x identity on the
+  written score: bench/RESULTS.md), cropped back and resized to the input size; frames too large
+  for memory are cut into overlapping spatial tiles that are cross-faded the same way;
 * the N outputs of a window are re-ordered to match the previous window's on the shared frames
   (without overlap: on the last and first frame at the cut), taking the permutation with the lowest
   paper loss, so output k stays the same layer from the first frame to the last (the model itself
@@ -154,7 +156,7 @@ class Separator:
     # -- one window ---------------------------------------------------------------------------
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[C, t, h, w]`` (any size) -> ``[N, C, t, h, w]`` on the CPU, float32."""
-        padded, orig = pad_to_multiple(x[None].to(self.device), self.stride)
+        padded, orig = pad_to_multiple(x[None].to(self.device), (self.stride[0], 1, 1))
         return unpad(self.runner(padded)[0], orig)
 
     def _forward_tiled(self, x: torch.Tensor) -> torch.Tensor:
