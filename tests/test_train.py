@@ -229,7 +229,8 @@ def poisoned(pred, layers, *args, **kwargs):
 
 if os.environ["RANK"] == "1":
     centrifuge.losses.objective.pit_loss = poisoned
-print(json.dumps({"plain": code, "poisoned": main(poisoned_run)}))
+line = json.dumps({"plain": code, "poisoned": main(poisoned_run)}) + "\\n"
+os.write(1, line.encode())  # one write: the two ranks share the pipe and finish together
 """
 
 
