@@ -20,6 +20,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from centrifuge.config import load_config
+
 
 def _pairs(items: list[str]) -> dict[str, str]:
     return dict(item.split("=", 1) for item in items)
@@ -27,9 +29,8 @@ def _pairs(items: list[str]) -> dict[str, str]:
 
 def run_curve(folder: Path) -> dict:
     """Validation written / identity and best-2 / identity against elapsed minutes of a run."""
-    config = (folder / "config.yaml").read_text()
     # clips_per_s counts mixtures: batch_size per step (one process)
-    clips_per_step = int(next(ln.split(":")[1] for ln in config.splitlines() if "batch_size" in ln))
+    clips_per_step = load_config(folder / "config.yaml").train.batch_size
     minutes_at: dict[int, float] = {}
     val = []
     for line in (folder / "metrics.jsonl").read_text().splitlines():

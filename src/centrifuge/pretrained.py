@@ -139,9 +139,7 @@ def initialise_from(model: torch.nn.Module, source: str | os.PathLike) -> None:
 def _load_prior(model: torch.nn.Module) -> None:
     """The converted Kinetics-400 I3D into a model's frozen content prior (its adapters keep
     their zero initialisation)."""
-    from centrifuge.kinetics import load_kinetics_state
+    from centrifuge.kinetics import load_kinetics_state, select_encoder_weights
 
-    full = load_kinetics_state()
-    encoder = model.prior.encoder
-    state = {k.removeprefix("encoder."): v for k, v in full.items() if k.startswith("encoder.")}
-    encoder.load_state_dict({k: state[k] for k in encoder.state_dict()})
+    encoder = model.prior.encoder  # full width: the selection keeps every channel
+    encoder.load_state_dict(select_encoder_weights(load_kinetics_state(), encoder))

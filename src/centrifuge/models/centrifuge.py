@@ -107,18 +107,13 @@ class UNet3D(nn.Module):
             bn_momentum=bn_momentum,
         )
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        prior: ContentPrior | None = None,
-        mixture: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, prior: ContentPrior | None = None) -> torch.Tensor:
         """Shape: ``[B, C_in, T, H, W]`` (any T, H, W) -> ``[B, C_out, T, H, W]``. A ``prior``
-        (seeing ``mixture`` ``[B, 3, T, H, W]``) adds its features to the encoder's endpoints."""
+        (for an RGB input, the mixture) adds its features of ``x`` to the encoder's endpoints."""
         feats = self.encoder.forward_endpoints(x, self.skips)
         if prior is not None:
             sizes = {n: feats[n].shape[-3:] for n in prior.adapters}
-            for name, extra in prior(mixture, sizes).items():
+            for name, extra in prior(x, sizes).items():
                 feats[name] = feats[name] + extra
         skips = [feats[n] for n in self.skips] + [x]
         return self.decoder(feats[self.encoder.final_endpoint], skips)
@@ -218,7 +213,7 @@ class CentrifugeNet(nn.Module):
         Shape: ``[B, 3, T, H, W]`` in ``[0, 1]`` (any T, H, W) -> ``[B, N, 3, T, H, W]``,
         unbounded floats meant to lie in ``[0, 1]`` (clamp for display).
         """
-        pred = self.predictor(mixture, self.prior, mixture)  # [B, 3N, T, H, W]
+        pred = self.predictor(mixture, self.prior)  # [B, 3N, T, H, W]
         if self.residual:
             pred = pred + mixture.repeat(1, self.n_outputs, 1, 1, 1)  # O_i = V + D_i
         if self.corrector is not None:
